@@ -1,0 +1,158 @@
+"""The DDPG agent: networks, targets, optimisers, noise, and the one compiled train step.
+
+Lillicrap et al. (2015), Algorithm 1. Per gradient step, in one ``tf.function``:
+
+1. critic: minimise 1/N sum_i (Q(s_i, a_i) - y_i)^2 with y_i = r_i + gamma (1 - terminated_i)
+   Q'(s'_i, mu'(s'_i)), plus the optional L2 penalty on the critic's kernels;
+2. actor: descend the deterministic policy gradient computed by the selected style
+   (:mod:`ddpg_tf.losses`), using the critic just updated (as in Algorithm 1);
+3. targets: Polyak averaging theta' <- tau theta + (1 - tau) theta' by variable assigns.
+
+Deviations from the paper: TD targets bootstrap through time-limit truncations (only true
+termination is masked); layer norm instead of batch norm (optional); Gaussian exploration by
+default (OU available); optional gradient clipping by global norm. ``eager=True`` runs the
+same Python functions without ``tf.function`` for debugging.
+"""
+
+from __future__ import annotations
+
+import ddpg_tf._quiet  # noqa: F401  (before keras: silences TensorFlow's start-up)
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from ddpg_tf import losses
+from ddpg_tf._quiet import tf
+from ddpg_tf.config import Config
+from ddpg_tf.networks import build_actor, build_critic, copy_weights
+from ddpg_tf.noise import ActionNoise, make_noise
+from ddpg_tf.replay_buffer import Batch
+
+
+class DDPGAgent:
+    """State of a DDPG learner and its compiled ``train_step`` / ``act`` functions."""
+
+    def __init__(self, config: Config, obs_dim: int, action_low: np.ndarray,
+                 action_high: np.ndarray) -> None:
+        self.config = config
+        self.obs_dim = int(obs_dim)
+        self.action_low = np.asarray(action_low, np.float64)
+        self.action_high = np.asarray(action_high, np.float64)
+        self.action_dim = int(self.action_low.shape[0])
+        self.dtype = config.dtype
+        seed = config.seed
+
+        def actor(name: str) -> keras.Model:
+            return build_actor(self.obs_dim, self.action_low, self.action_high, config.actor_hidden,
+                               output=config.actor_output, layer_norm=config.layer_norm,
+                               seed=seed, dtype=self.dtype, name=name)
+
+        def critic(name: str) -> keras.Model:
+            return build_critic(self.obs_dim, self.action_dim, config.critic_hidden,
+                                action_layer=config.critic_action_layer, layer_norm=config.layer_norm,
+                                seed=seed + 5000, dtype=self.dtype, name=name)
+
+        self.actor, self.actor_target = actor("actor"), actor("actor_target")
+        self.critic, self.critic_target = critic("critic"), critic("critic_target")
+        copy_weights(self.actor, self.actor_target)
+        copy_weights(self.critic, self.critic_target)
+
+        self.actor_optimizer = keras.optimizers.Adam(config.actor_lr, name="actor_adam")
+        self.critic_optimizer = keras.optimizers.Adam(config.critic_lr, name="critic_adam")
+        # Create the Adam slots now, so a checkpoint can be restored before the first step.
+        self.actor_optimizer.build(self.actor.trainable_variables)
+        self.critic_optimizer.build(self.critic.trainable_variables)
+        self.critic_kernels = [v for v in self.critic.trainable_variables if "kernel" in v.path]
+
+        self.noise: ActionNoise = make_noise(
+            config.noise, self.action_low, self.action_high, sigma=config.noise_sigma,
+            seed=seed + 7000, ou_theta=config.ou_theta, ou_dt=config.ou_dt, dtype=self.dtype)
+        self._low = tf.constant(self.action_low, self.dtype)
+        self._high = tf.constant(self.action_high, self.dtype)
+        self.actor_gradients = losses.ACTOR_GRADIENT_STYLES[config.actor_update]
+
+        obs = tf.TensorSpec((None, self.obs_dim), self.dtype)
+        act = tf.TensorSpec((None, self.action_dim), self.dtype)
+        col = tf.TensorSpec((None, 1), self.dtype)
+        one = tf.TensorSpec((self.obs_dim,), self.dtype)
+        if config.eager:
+            self._train = self._train_step
+            self._act_explore = lambda o: self._act(o, True)
+            self._act_greedy = lambda o: self._act(o, False)
+        else:
+            self._train = tf.function(self._train_step, input_signature=[obs, act, col, obs, col])
+            self._act_explore = tf.function(lambda o: self._act(o, True), input_signature=[one])
+            self._act_greedy = tf.function(lambda o: self._act(o, False), input_signature=[one])
+
+    # --- the compiled step -----------------------------------------------------------
+    def _train_step(self, observations: tf.Tensor, actions: tf.Tensor, rewards: tf.Tensor,
+                    next_observations: tf.Tensor, terminated: tf.Tensor) -> dict[str, tf.Tensor]:
+        cfg = self.config
+        # Critic. y = r + gamma (1 - terminated) Q'(s', mu'(s')); targets run in inference mode.
+        next_q = self.critic_target(
+            [next_observations, self.actor_target(next_observations, training=False)], training=False)
+        target = losses.td_target(rewards, terminated, next_q, cfg.gamma)
+        with tf.GradientTape() as tape:
+            q = self.critic([observations, actions], training=True)
+            td_loss = losses.critic_loss(q, target)
+            loss = td_loss
+            if cfg.critic_l2 > 0:
+                loss = loss + losses.l2_penalty(self.critic_kernels, cfg.critic_l2)
+        critic_vars = self.critic.trainable_variables
+        critic_grads, critic_norm = losses.clip_by_global_norm(tape.gradient(loss, critic_vars),
+                                                               cfg.max_grad_norm)
+        self.critic_optimizer.apply_gradients(zip(critic_grads, critic_vars, strict=False))
+
+        # Actor. grad_theta J = 1/N sum_i dQ/da|a=mu(s_i) . dmu(s_i)/dtheta (see losses.py).
+        step = self.actor_gradients(self.actor, self.critic, observations)
+        actor_vars = self.actor.trainable_variables
+        actor_grads, actor_norm = losses.clip_by_global_norm(step.grads, cfg.max_grad_norm)
+        self.actor_optimizer.apply_gradients(zip(actor_grads, actor_vars, strict=False))
+
+        # Targets. theta' <- tau theta + (1 - tau) theta'.
+        losses.soft_update(self.actor_target.weights, self.actor.weights, cfg.tau)
+        losses.soft_update(self.critic_target.weights, self.critic.weights, cfg.tau)
+        return {
+            "loss/critic": td_loss,
+            "loss/critic_total": loss,
+            "loss/actor": step.loss,
+            "q/mean": tf.reduce_mean(q),
+            "q/target_mean": tf.reduce_mean(target),
+            "grad/critic_norm": critic_norm,
+            "grad/actor_norm": actor_norm,
+            "grad/dqda_norm": tf.reduce_mean(tf.norm(step.dq_da, axis=-1)),
+            "hist/q": q,
+            "hist/policy_actions": step.actions,
+        }
+
+    def _act(self, observation: tf.Tensor, explore: bool) -> tf.Tensor:
+        action = self.actor(observation[None], training=False)[0]
+        if explore:
+            action = action + self.noise.sample()
+        return tf.clip_by_value(action, self._low, self._high)
+
+    # --- public API ------------------------------------------------------------------
+    def train_step(self, batch: Batch) -> dict[str, tf.Tensor]:
+        """One critic, actor and target update on ``batch``; returns metric tensors."""
+        return self._train(batch.observations, batch.actions, batch.rewards,
+                           batch.next_observations, batch.terminated)
+
+    def act(self, observation: np.ndarray, explore: bool = True) -> np.ndarray:
+        """Action for one observation: mu(s) (+ noise if ``explore``), clipped to the bounds."""
+        obs = np.asarray(observation, dtype=self.dtype)
+        fn = self._act_explore if explore else self._act_greedy
+        return fn(obs).numpy()
+
+    def reset_noise(self) -> None:
+        self.noise.reset()
+
+    def trackables(self) -> dict[str, Any]:
+        """Everything of the agent a checkpoint must hold."""
+        return {
+            "actor": self.actor, "critic": self.critic,
+            "actor_target": self.actor_target, "critic_target": self.critic_target,
+            "actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer,
+            "noise": self.noise,
+        }

@@ -1,0 +1,137 @@
+"""Command line generated from :class:`ddpg_tf.config.Config`.
+
+Each dataclass field becomes a flag (``actor_lr`` -> ``--actor-lr``) whose help text is the
+field's docstring. ``--preset NAME`` picks a starting :class:`Config`; flags given explicitly
+override it. Usage errors print one line to stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import functools
+import inspect
+import sys
+import typing
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from ddpg_tf.config import DEFAULT_PRESET, PRESETS, Config, ConfigError
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """An error the user caused; reported as one line with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are a single line (no usage dump) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+@functools.cache
+def field_docs(cls: type = Config) -> dict[str, str]:
+    """Map each dataclass field to the docstring written directly below it."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:], strict=False):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def _parse_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected layer sizes like 256,256, got {text!r}") from None
+    return sizes
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
+    """An argparse parser with one flag per :class:`Config` field; defaults are suppressed
+    so that only flags given explicitly appear in the parsed namespace."""
+    parser = _Parser(
+        prog=prog,
+        description="Train DDPG (Lillicrap et al. 2015) with TensorFlow 2 / Keras 3.",
+        argument_default=argparse.SUPPRESS,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
+                        help="starting configuration; any other flag overrides it")
+    docs = field_docs()
+    hints = typing.get_type_hints(Config)
+    base = PRESETS[DEFAULT_PRESET]
+    for f in dataclasses.fields(Config):
+        kind = hints[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(base, f.name)
+        kwargs: dict[str, Any] = {"help": docs.get(f.name, "") + f" (default: {default})",
+                                  "dest": f.name}
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        elif typing.get_origin(kind) is typing.Literal:
+            parser.add_argument(flag, choices=typing.get_args(kind), **kwargs)
+        elif kind == tuple[int, ...]:
+            parser.add_argument(flag, type=_parse_sizes, metavar="N,N", **kwargs)
+        elif kind is float:
+            parser.add_argument(flag, type=_finite_float, metavar="X", **kwargs)
+        elif kind is int:
+            parser.add_argument(flag, type=int, metavar="N", **kwargs)
+        else:
+            parser.add_argument(flag, type=str, metavar="TEXT", **kwargs)
+    return parser
+
+
+def parse_config(argv: Sequence[str] | None = None) -> tuple[Config, set[str]]:
+    """Parse ``argv`` into a validated :class:`Config` and the set of fields given explicitly.
+
+    Raises :class:`UsageError` for an invalid combination of values; argparse itself exits
+    with status 2 for malformed flags.
+    """
+    ns = vars(build_parser().parse_args(argv))
+    preset = ns.pop("preset")
+    try:
+        config = PRESETS[preset].replace(**ns).validate()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return config, set(ns)
+
+
+def fail(message: str) -> NoReturn:
+    """Print a one-line error and exit with status 2."""
+    first_line = " ".join(str(message).split())
+    print(f"error: {first_line}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``train.py``."""
+    try:
+        config, given = parse_config(argv)
+        from ddpg_tf.training import train  # imports TensorFlow; kept after flag checks
+
+        train(config, given=given)
+    except UsageError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint is kept", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,229 @@
+"""The run configuration: one typed dataclass, its presets, and its validation.
+
+Every field carries a docstring directly below it; :mod:`ddpg_tf.cli` reads those
+docstrings to build ``--help``, so the dataclass is the single source of truth for
+flags, defaults and documentation.
+
+This module imports neither TensorFlow nor Gymnasium, so a bad flag is reported
+in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ActorUpdate = Literal["direct", "chain-rule"]
+NoiseType = Literal["gaussian", "ou", "none"]
+ActorOutput = Literal["tanh", "linear"]
+DType = Literal["float32", "float64"]
+
+ACTOR_UPDATES: tuple[str, ...] = ("direct", "chain-rule")
+
+
+class ConfigError(ValueError):
+    """A configuration value a user supplied is invalid (reported with exit status 2)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Hyperparameters and run settings of one DDPG training run.
+
+    Defaults are the ``pendulum`` preset. See :data:`PRESETS` for the others.
+    """
+
+    # --- environment -------------------------------------------------------------
+    env_id: str = "Pendulum-v1"
+    """Gymnasium environment id; needs Box observation and action spaces."""
+    seed: int = 1
+    """Seeds the environments, action-space sampling, NumPy, TensorFlow and Keras."""
+    total_steps: int = 10_000
+    """Environment steps to train for (counted across resumes)."""
+
+    # --- algorithm ---------------------------------------------------------------
+    actor_update: ActorUpdate = "direct"
+    """How the actor gradient is computed: `direct` (one tape over -mean Q(s, mu(s))) or
+    `chain-rule` (dQ/da first, then pushed through mu with output_gradients)."""
+    gamma: float = 0.98
+    """Discount factor of the TD target r + gamma (1 - terminated) Q'(s', mu'(s'))."""
+    tau: float = 0.005
+    """Polyak factor of the target networks: target <- tau online + (1 - tau) target."""
+    actor_lr: float = 1e-3
+    """Adam learning rate of the actor."""
+    critic_lr: float = 1e-3
+    """Adam learning rate of the critic."""
+    critic_l2: float = 0.0
+    """L2 penalty 0.5 * critic_l2 * sum(W**2) over the critic's kernels (paper: 1e-2)."""
+    max_grad_norm: float = 0.0
+    """Clip each network's gradient to this global norm; 0 disables clipping."""
+    batch_size: int = 128
+    """Transitions per gradient step."""
+    buffer_size: int = 100_000
+    """Replay buffer capacity in transitions (oldest overwritten first)."""
+    learning_starts: int = 1_000
+    """Steps of uniform random actions before the first gradient step."""
+    gradient_steps: int = 1
+    """Gradient steps per environment step once learning has started."""
+
+    # --- networks ----------------------------------------------------------------
+    actor_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of the actor."""
+    critic_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of the critic."""
+    critic_action_layer: int = 0
+    """Hidden layer index at which the action joins the critic: 0 = with the observation at
+    the input, 1 = after the first hidden layer (as in the DDPG paper)."""
+    layer_norm: bool = False
+    """Layer normalisation after every hidden dense layer (before the ReLU)."""
+    actor_output: ActorOutput = "tanh"
+    """Actor output: `tanh` squashes into the action bounds; `linear` leaves it unbounded
+    (actions are then clipped only when sent to the environment)."""
+    dtype: DType = "float32"
+    """Floating-point type of networks, optimisers and the replay batch."""
+
+    # --- exploration -------------------------------------------------------------
+    noise: NoiseType = "gaussian"
+    """Exploration noise added to the actor's action: `gaussian`, `ou` (Ornstein-Uhlenbeck,
+    reset at every episode start) or `none`."""
+    noise_sigma: float = 0.1
+    """Noise scale as a fraction of the half action range (high - low) / 2."""
+    ou_theta: float = 0.15
+    """Mean-reversion rate theta of the Ornstein-Uhlenbeck process."""
+    ou_dt: float = 1e-2
+    """Time step dt of the Ornstein-Uhlenbeck process."""
+
+    # --- evaluation, logging, checkpoints ----------------------------------------
+    eval_every: int = 2_000
+    """Run a deterministic evaluation every this many steps (and at the end); 0 disables."""
+    eval_episodes: int = 5
+    """Episodes per evaluation."""
+    log_every: int = 250
+    """Write training losses and histograms to TensorBoard every this many steps."""
+    checkpoint_every: int = 5_000
+    """Save a checkpoint every this many steps (and at the end); 0 saves only at the end."""
+    keep_checkpoints: int = 3
+    """Number of most recent checkpoints kept on disk."""
+    logdir: str = "runs"
+    """Parent directory of run directories (TensorBoard logs, checkpoints, exports)."""
+    run_name: str = ""
+    """Run directory name under `logdir`; empty picks ENV__STYLE__seedN."""
+    resume: bool = False
+    """Continue the run in `logdir/run_name` from its latest checkpoint."""
+    export: bool = True
+    """Export the final actor as `.keras` and SavedModel under RUN_DIR/export."""
+
+    # --- execution ---------------------------------------------------------------
+    eager: bool = False
+    """Run the train and act steps eagerly instead of as compiled tf.functions (debugging)."""
+    deterministic: bool = False
+    """Enable TensorFlow op determinism (bit-identical reruns; may be slower)."""
+    progress: bool = True
+    """Show a progress bar with steps/s and the last evaluation return."""
+
+    # -----------------------------------------------------------------------------
+    def validate(self) -> Config:
+        """Raise :class:`ConfigError` with a one-line message if any value is unusable."""
+        positive_ints = ("total_steps", "batch_size", "buffer_size", "gradient_steps",
+                         "eval_episodes", "log_every", "keep_checkpoints")
+        for name in positive_ints:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{_flag(name)} must be a positive integer, got {getattr(self, name)}")
+        for name in ("learning_starts", "eval_every", "checkpoint_every", "critic_action_layer"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
+        for name in ("actor_lr", "critic_lr"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"--{_flag(name)} must be positive, got {getattr(self, name)}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ConfigError(f"--tau must be in (0, 1], got {self.tau}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ConfigError(f"--gamma must be in [0, 1], got {self.gamma}")
+        for name in ("critic_l2", "max_grad_norm", "noise_sigma", "ou_theta"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
+        if not self.ou_dt > 0:
+            raise ConfigError(f"--ou-dt must be positive, got {self.ou_dt}")
+        if self.batch_size > self.buffer_size:
+            raise ConfigError(f"--batch-size {self.batch_size} is larger than --buffer-size "
+                              f"{self.buffer_size}; lower the batch or raise the buffer")
+        for name in ("actor_hidden", "critic_hidden"):
+            sizes = getattr(self, name)
+            if not sizes or any(s <= 0 for s in sizes):
+                raise ConfigError(f"--{_flag(name)} needs one or more positive layer sizes, got {sizes}")
+        if self.critic_action_layer >= len(self.critic_hidden):
+            raise ConfigError(f"--critic-action-layer {self.critic_action_layer} must be smaller than "
+                              f"the number of critic hidden layers ({len(self.critic_hidden)})")
+        if self.actor_update not in ACTOR_UPDATES:
+            raise ConfigError(f"unknown --actor-update {self.actor_update!r}; "
+                              f"choose from {', '.join(ACTOR_UPDATES)}")
+        if self.run_name and ("/" in self.run_name or self.run_name in (".", "..")):
+            raise ConfigError(f"--run-name must be a plain directory name, got {self.run_name!r}")
+        return self
+
+    def default_run_name(self) -> str:
+        """The run directory name used when ``run_name`` is empty."""
+        return self.run_name or f"{self.env_id}__{self.actor_update}__seed{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of every field."""
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Config:
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        fixed = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()}
+        return cls(**fixed)
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+PRESETS: dict[str, Config] = {
+    # Tuned so Pendulum-v1 reaches an eval mean of -200 or better within 10k steps.
+    "pendulum": Config(),
+    # Lillicrap et al. (2015), section 7 "Experiment details" (low-dimensional case).
+    "ddpg-paper": Config(
+        env_id="Pendulum-v1",
+        total_steps=1_000_000,
+        actor_lr=1e-4,
+        critic_lr=1e-3,
+        critic_l2=1e-2,
+        tau=1e-3,
+        gamma=0.99,
+        noise="ou",
+        noise_sigma=0.2,
+        ou_theta=0.15,
+        ou_dt=1e-2,
+        actor_hidden=(400, 300),
+        critic_hidden=(400, 300),
+        critic_action_layer=1,
+        batch_size=64,
+        buffer_size=1_000_000,
+        learning_starts=64,
+        eval_every=10_000,
+        checkpoint_every=50_000,
+    ),
+}
+"""Named starting points for ``--preset``; any flag given on the command line overrides them."""
+
+DEFAULT_PRESET = "pendulum"
+
+# Fields a resumed run may change; everything else must match the saved run.
+RESUMABLE_FIELDS = frozenset({
+    "total_steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
+    "keep_checkpoints", "export", "eager", "progress", "resume", "logdir", "run_name",
+})

@@ -1,0 +1,70 @@
+"""Creating and checking Gymnasium environments.
+
+DDPG needs a flat Box observation and a bounded Box action space; anything else is a usage
+error reported before a single file is written.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+class EnvError(ValueError):
+    """The environment cannot be used by DDPG (reported with exit status 2)."""
+
+
+def make_env(env_id: str, *, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
+    """``gym.make`` with Gymnasium's lookup errors turned into :class:`EnvError`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            env = gym.make(env_id, render_mode=render_mode, **kwargs)
+        except gym.error.Error as exc:
+            raise EnvError(f"cannot make environment {env_id!r}: {exc}") from None
+        except ImportError as exc:
+            raise EnvError(f"environment {env_id!r} needs a missing package: {exc}") from None
+    check_spaces(env, env_id)
+    return env
+
+
+def check_spaces(env: gym.Env, env_id: str = "") -> None:
+    """Raise :class:`EnvError` unless observations and actions are finite, flat Boxes."""
+    name = env_id or str(env.spec.id if env.spec else env)
+    obs_space, act_space = env.observation_space, env.action_space
+    if not isinstance(act_space, gym.spaces.Box):
+        env.close()
+        raise EnvError(f"{name} has a {type(act_space).__name__} action space; DDPG needs continuous "
+                       "(Box) actions")
+    if not isinstance(obs_space, gym.spaces.Box):
+        env.close()
+        raise EnvError(f"{name} has a {type(obs_space).__name__} observation space; this package "
+                       "needs a flat Box (wrap it with gymnasium.wrappers.FlattenObservation)")
+    if len(obs_space.shape) != 1 or len(act_space.shape) != 1:
+        env.close()
+        raise EnvError(f"{name} has observation shape {obs_space.shape} and action shape "
+                       f"{act_space.shape}; only 1-D vectors are supported (no images)")
+    if not (np.all(np.isfinite(act_space.low)) and np.all(np.isfinite(act_space.high))):
+        env.close()
+        raise EnvError(f"{name} has unbounded actions; DDPG's actor needs finite bounds")
+
+
+def space_dims(env: gym.Env) -> tuple[int, np.ndarray, np.ndarray]:
+    """(observation dimension, action low, action high)."""
+    return (int(env.observation_space.shape[0]), np.asarray(env.action_space.low, np.float64),
+            np.asarray(env.action_space.high, np.float64))
+
+
+def rng_state(env: gym.Env) -> dict[str, Any]:
+    """The RNG states that determine an env's future: its own and its action space's."""
+    return {"env": env.unwrapped.np_random.bit_generator.state,
+            "action_space": env.action_space.np_random.bit_generator.state}
+
+
+def set_rng_state(env: gym.Env, state: dict[str, Any]) -> None:
+    """Inverse of :func:`rng_state`."""
+    env.unwrapped.np_random.bit_generator.state = state["env"]
+    env.action_space.np_random.bit_generator.state = state["action_space"]

@@ -1,0 +1,141 @@
+"""DDPG's losses and the two actor-update styles, as small pure functions of tensors.
+
+Notation (Lillicrap et al. 2015, Algorithm 1): actor mu(s|theta), critic Q(s, a|w), targets
+mu', Q', a batch of N transitions (s_i, a_i, r_i, s'_i, terminated_i).
+
+The deterministic policy gradient (Silver et al. 2014) is
+
+    grad_theta J = 1/N sum_i  grad_a Q(s_i, a)|_{a = mu(s_i)}  .  grad_theta mu(s_i)
+
+where the "." is a vector-Jacobian product: the row vector dQ/da (1 x action_dim) times the
+Jacobian d mu / d theta (action_dim x |theta|), which reverse-mode autodiff evaluates by
+back-propagating dQ/da through the actor. Nothing of shape action_dim x |theta| is formed.
+
+The two styles below compute the same gradient and differ only in where dQ/da exists:
+
+* :func:`actor_grads_direct` differentiates ``-mean_i Q(s_i, mu(s_i))`` w.r.t. theta on one
+  tape; dQ/da is an intermediate of back-propagation (OpenAI Baselines, SB3, CleanRL).
+* :func:`actor_grads_chain_rule` first materialises dQ/da, then back-propagates
+  ``-dQ/da / N`` through mu with ``output_gradients`` (tutorial style). Because dQ/da is a
+  tensor here, it can be transformed before it reaches the actor.
+"""
+
+from __future__ import annotations
+
+import ddpg_tf._quiet  # noqa: F401  (before keras: silences TensorFlow's start-up)
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import keras
+
+from ddpg_tf._quiet import tf
+
+DqdaTransform = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+"""``transform(dq_da, actions) -> dq_da'``, applied by styles that materialise dQ/da."""
+
+
+class ActorGradients(NamedTuple):
+    """What an actor-update style returns."""
+
+    grads: list[tf.Tensor]
+    """Gradient of the actor loss w.r.t. ``actor.trainable_variables`` (descend on it)."""
+    loss: tf.Tensor
+    """Scalar actor loss -mean_i Q(s_i, mu(s_i))."""
+    q: tf.Tensor
+    """Q(s_i, mu(s_i)), shape (N, 1)."""
+    dq_da: tf.Tensor
+    """dQ(s_i, a)/da at a = mu(s_i), shape (N, action_dim), before any transform."""
+    actions: tf.Tensor
+    """mu(s_i), shape (N, action_dim)."""
+
+
+def td_target(rewards: tf.Tensor, terminated: tf.Tensor, next_q: tf.Tensor,
+              gamma: float | tf.Tensor) -> tf.Tensor:
+    """y_i = r_i + gamma (1 - terminated_i) Q'(s'_i, mu'(s'_i)).
+
+    Only true termination stops bootstrapping; a time-limit truncation keeps the
+    bootstrap term, since s'_i there is a real state the episode was cut off in.
+    All arguments have shape (N, 1).
+    """
+    return rewards + gamma * (1.0 - terminated) * next_q
+
+
+def critic_loss(q: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """Mean squared TD error 1/N sum_i (Q(s_i, a_i) - y_i)^2; ``target`` is not differentiated."""
+    return tf.reduce_mean(tf.square(q - tf.stop_gradient(target)))
+
+
+def l2_penalty(kernels: Sequence[tf.Variable], coef: float) -> tf.Tensor:
+    """0.5 * coef * sum_W ||W||^2 (the paper's critic weight decay with coef = 1e-2)."""
+    return coef * tf.add_n([tf.nn.l2_loss(k) for k in kernels])
+
+
+def actor_loss_direct(q: tf.Tensor) -> tf.Tensor:
+    """J's negation for gradient descent: -1/N sum_i Q(s_i, mu(s_i))."""
+    return -tf.reduce_mean(q)
+
+
+def dqda(critic: keras.Model, observations: tf.Tensor, actions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """dQ(s_i, a)/da at the given actions, shape (N, action_dim), and Q itself (N, 1).
+
+    Each sample's Q depends only on its own action, so the gradient of sum_i Q_i w.r.t. the
+    (N, action_dim) action tensor is exactly the stack of per-sample gradients.
+    """
+    with tf.GradientTape() as tape:
+        tape.watch(actions)
+        q = critic([observations, actions], training=False)
+    return tape.gradient(q, actions), q
+
+
+def actor_grads_direct(actor: keras.Model, critic: keras.Model,
+                       observations: tf.Tensor) -> ActorGradients:
+    """Direct style: one tape over -mean Q(s, mu(s)), differentiated w.r.t. theta."""
+    with tf.GradientTape() as tape:
+        actions = actor(observations, training=True)
+        q = critic([observations, actions], training=False)
+        loss = actor_loss_direct(q)
+    # The same backward pass also yields d loss/d a = -dQ/da / N; we read it for logging only.
+    grads, dloss_da = tape.gradient(loss, (actor.trainable_variables, actions))
+    n = tf.cast(tf.shape(observations)[0], dloss_da.dtype)
+    return ActorGradients(grads, loss, q, -dloss_da * n, actions)
+
+
+def actor_grads_chain_rule(actor: keras.Model, critic: keras.Model, observations: tf.Tensor,
+                           transform: DqdaTransform | None = None) -> ActorGradients:
+    """Chain-rule style: dQ/da first, then the vector-Jacobian product through mu.
+
+    grad_theta J = sum_i (-dQ/da_i / N) . d mu(s_i)/d theta, which is what
+    ``tape.gradient(mu(s), theta, output_gradients=-dQ/da / N)`` evaluates. dQ/da is
+    divided by N exactly once, here; the result equals :func:`actor_grads_direct`.
+    """
+    with tf.GradientTape() as tape:
+        actions = actor(observations, training=True)
+    dq_da, q = dqda(critic, observations, actions)
+    applied = dq_da if transform is None else transform(dq_da, actions)
+    n = tf.cast(tf.shape(observations)[0], dq_da.dtype)
+    grads = tape.gradient(actions, actor.trainable_variables, output_gradients=-applied / n)
+    return ActorGradients(grads, actor_loss_direct(q), q, dq_da, actions)
+
+
+ACTOR_GRADIENT_STYLES: dict[str, Callable[..., ActorGradients]] = {
+    "direct": actor_grads_direct,
+    "chain-rule": actor_grads_chain_rule,
+}
+
+
+def soft_update(target_variables: Sequence[tf.Variable], online_variables: Sequence[tf.Variable],
+                tau: float | tf.Tensor) -> None:
+    """Polyak averaging, in place: theta' <- tau theta + (1 - tau) theta'."""
+    for target, online in zip(target_variables, online_variables, strict=True):
+        target.assign(tau * online + (1.0 - tau) * target)
+
+
+def clip_by_global_norm(grads: Sequence[tf.Tensor], max_norm: float) -> tuple[list[tf.Tensor], tf.Tensor]:
+    """Return grads rescaled to global norm at most ``max_norm`` (0 = unchanged) and the norm
+    before clipping."""
+    norm = tf.linalg.global_norm(list(grads))
+    if max_norm > 0:
+        clipped, _ = tf.clip_by_global_norm(list(grads), max_norm, use_norm=norm)
+        return clipped, norm
+    return list(grads), norm

@@ -1,0 +1,107 @@
+"""Actor and critic networks as Keras 3 functional models.
+
+Following Lillicrap et al. (2015), section 7: hidden layers are initialised from
+U[-1/sqrt(f), 1/sqrt(f)] with f the layer's fan-in, the final layers from U[-3e-3, 3e-3],
+the actor's output is a tanh, and in the paper's critic the action enters at the second
+hidden layer (``action_layer=1`` here).
+
+Deviations: the tanh output is rescaled affinely to the environment's Box bounds (so
+asymmetric bounds work); layer normalisation replaces the paper's batch normalisation
+(optional, off by default; batch norm interacts badly with target networks and small
+batches). Models use only built-in Keras layers, so an exported actor loads with plain Keras.
+"""
+
+from __future__ import annotations
+
+import ddpg_tf._quiet  # noqa: F401  (before keras: silences TensorFlow's start-up)
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+FINAL_INIT_LIMIT = 3e-3
+
+
+def _fan_in_uniform(seed: int) -> keras.initializers.Initializer:
+    # VarianceScaling(uniform) draws U[-sqrt(3 s / fan_in), +...]; s = 1/3 gives 1/sqrt(fan_in).
+    return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in",
+                                              distribution="uniform", seed=seed)
+
+
+def _final_uniform(seed: int) -> keras.initializers.Initializer:
+    return keras.initializers.RandomUniform(-FINAL_INIT_LIMIT, FINAL_INIT_LIMIT, seed=seed)
+
+
+def _hidden(x: keras.KerasTensor, units: int, *, layer_norm: bool, seed: int, name: str,
+            dtype: str) -> keras.KerasTensor:
+    x = keras.layers.Dense(units, kernel_initializer=_fan_in_uniform(seed),
+                           bias_initializer=_fan_in_bias(seed + 1, x.shape[-1]),
+                           name=f"{name}_dense", dtype=dtype)(x)
+    if layer_norm:
+        x = keras.layers.LayerNormalization(name=f"{name}_norm", dtype=dtype)(x)
+    return keras.layers.Activation("relu", name=f"{name}_relu", dtype=dtype)(x)
+
+
+def _fan_in_bias(seed: int, fan_in: int | None) -> keras.initializers.Initializer:
+    # Biases share the layer's fan-in limit, as in the paper (a bias has no fan-in of its own).
+    limit = 1.0 / np.sqrt(float(fan_in or 1))
+    return keras.initializers.RandomUniform(-limit, limit, seed=seed)
+
+
+def build_actor(obs_dim: int, action_low: np.ndarray, action_high: np.ndarray,
+                hidden: Sequence[int] = (256, 256), *, output: str = "tanh",
+                layer_norm: bool = False, seed: int = 0, dtype: str = "float32",
+                name: str = "actor") -> keras.Model:
+    """Deterministic policy mu(s) -> a within [low, high] (``output="tanh"``).
+
+    ``a = low + (y + 1) (high - low) / 2`` with ``y = tanh(z)`` (or ``y = z`` for
+    ``output="linear"``, which can leave the bounds: the setting inverting gradients targets).
+    """
+    low = np.asarray(action_low, dtype=np.float64)
+    high = np.asarray(action_high, dtype=np.float64)
+    action_dim = int(low.shape[0])
+    obs = keras.Input((obs_dim,), name="observation", dtype=dtype)
+    x = obs
+    for i, units in enumerate(hidden):
+        x = _hidden(x, units, layer_norm=layer_norm, seed=seed + 10 * i, name=f"hidden{i}", dtype=dtype)
+    z = keras.layers.Dense(action_dim, kernel_initializer=_final_uniform(seed + 1000),
+                           bias_initializer=_final_uniform(seed + 1001), name="pre_action",
+                           dtype=dtype)(x)
+    if output == "tanh":
+        z = keras.layers.Activation("tanh", name="squash", dtype=dtype)(z)
+    elif output != "linear":
+        raise ValueError(f"unknown actor output {output!r}")
+    # Affine map [-1, 1] -> [low, high]: a = y * (high - low)/2 + (high + low)/2.
+    action = keras.layers.Rescaling(scale=((high - low) / 2.0).astype(dtype),
+                                    offset=((high + low) / 2.0).astype(dtype),
+                                    name="action", dtype=dtype)(z)
+    return keras.Model(obs, action, name=name)
+
+
+def build_critic(obs_dim: int, action_dim: int, hidden: Sequence[int] = (256, 256), *,
+                 action_layer: int = 0, layer_norm: bool = False, seed: int = 0,
+                 dtype: str = "float32", name: str = "critic") -> keras.Model:
+    """Action-value Q(s, a) -> shape (batch, 1).
+
+    The action is concatenated to the activations before hidden layer ``action_layer``:
+    0 joins it with the observation at the input, 1 after the first hidden layer (the paper).
+    """
+    if not 0 <= action_layer < len(hidden):
+        raise ValueError(f"action_layer {action_layer} outside 0..{len(hidden) - 1}")
+    obs = keras.Input((obs_dim,), name="observation", dtype=dtype)
+    act = keras.Input((action_dim,), name="action", dtype=dtype)
+    x = obs
+    for i, units in enumerate(hidden):
+        if i == action_layer:
+            x = keras.layers.Concatenate(name=f"join_action{i}", dtype=dtype)([x, act])
+        x = _hidden(x, units, layer_norm=layer_norm, seed=seed + 10 * i, name=f"hidden{i}", dtype=dtype)
+    q = keras.layers.Dense(1, kernel_initializer=_final_uniform(seed + 1000),
+                           bias_initializer=_final_uniform(seed + 1001), name="q", dtype=dtype)(x)
+    return keras.Model([obs, act], q, name=name)
+
+
+def copy_weights(source: keras.Model, target: keras.Model) -> None:
+    """Make ``target``'s weights equal to ``source``'s (used once, when targets are created)."""
+    for t, s in zip(target.weights, source.weights, strict=True):
+        t.assign(s)

@@ -1,0 +1,98 @@
+"""Exploration noise drawn from tensorflow-probability distributions.
+
+Both processes are ``tf.Module``s whose state (a ``tf.random.Generator`` and, for OU, the
+current value) lives in variables, so it is saved in checkpoints and a resumed run draws the
+same noise. Samples use stateless seeds taken from the generator, which makes every draw a
+pure function of the generator state.
+
+Noise is expressed in units of the half action range (high - low) / 2: ``sigma = 0.1``
+perturbs each action component by 10% of its half range.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ddpg_tf._quiet import tf, tfp
+
+tfd = tfp.distributions
+
+
+class ActionNoise(tf.Module):
+    """Base class: ``sample()`` returns one noise vector of shape (action_dim,)."""
+
+    def __init__(self, action_low: np.ndarray, action_high: np.ndarray, sigma: float, seed: int,
+                 dtype: str = "float32", name: str | None = None) -> None:
+        super().__init__(name=name)
+        half_range = (np.asarray(action_high, np.float64) - np.asarray(action_low, np.float64)) / 2.0
+        self.dtype = tf.as_dtype(dtype)
+        self.scale = tf.constant(sigma * half_range, dtype=self.dtype)
+        self.generator = tf.random.Generator.from_seed(seed)
+
+    def _seed(self) -> tf.Tensor:
+        # TFP's stateless samplers take an int32 seed pair.
+        return self.generator.uniform_full_int([2], dtype=tf.int32)
+
+    def sample(self) -> tf.Tensor:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Called at the start of every episode."""
+
+
+class GaussianNoise(ActionNoise):
+    """Independent N(0, (sigma * half_range)^2) per step and component (TD3, SB3 default)."""
+
+    def sample(self) -> tf.Tensor:
+        return tfd.Normal(tf.zeros_like(self.scale), self.scale).sample(seed=self._seed())
+
+
+class OrnsteinUhlenbeckNoise(ActionNoise):
+    """Temporally correlated noise, as in Lillicrap et al. (2015) (theta 0.15, sigma 0.2).
+
+    Euler-Maruyama step of dx = theta (mu - x) dt + sigma dW with mu = 0:
+        x <- x - theta x dt + sigma sqrt(dt) eps,   eps ~ N(0, I);
+    the returned noise is x scaled by the half action range. x restarts at 0 every episode.
+    """
+
+    def __init__(self, action_low: np.ndarray, action_high: np.ndarray, sigma: float, seed: int,
+                 theta: float = 0.15, dt: float = 1e-2, dtype: str = "float32",
+                 name: str | None = None) -> None:
+        super().__init__(action_low, action_high, sigma, seed, dtype=dtype, name=name)
+        half_range = (np.asarray(action_high, np.float64) - np.asarray(action_low, np.float64)) / 2.0
+        self.half_range = tf.constant(half_range, dtype=self.dtype)
+        self.theta = theta
+        self.dt = dt
+        self.sigma = sigma
+        self.state = tf.Variable(tf.zeros_like(self.half_range), trainable=False, name="ou_state")
+
+    def sample(self) -> tf.Tensor:
+        eps = tfd.Normal(tf.zeros_like(self.half_range), tf.ones_like(self.half_range)).sample(
+            seed=self._seed())
+        x = self.state - self.theta * self.state * self.dt + self.sigma * np.sqrt(self.dt) * eps
+        self.state.assign(x)
+        return x * self.half_range
+
+    def reset(self) -> None:
+        self.state.assign(tf.zeros_like(self.state))
+
+
+class NoNoise(ActionNoise):
+    """Zero noise (pure exploitation after ``learning_starts``)."""
+
+    def sample(self) -> tf.Tensor:
+        return tf.zeros_like(self.scale)
+
+
+def make_noise(kind: str, action_low: np.ndarray, action_high: np.ndarray, *, sigma: float,
+               seed: int, ou_theta: float = 0.15, ou_dt: float = 1e-2,
+               dtype: str = "float32") -> ActionNoise:
+    """Build the exploration process named by ``--noise``."""
+    if kind == "gaussian":
+        return GaussianNoise(action_low, action_high, sigma, seed, dtype=dtype, name="gaussian_noise")
+    if kind == "ou":
+        return OrnsteinUhlenbeckNoise(action_low, action_high, sigma, seed, theta=ou_theta, dt=ou_dt,
+                                      dtype=dtype, name="ou_noise")
+    if kind == "none":
+        return NoNoise(action_low, action_high, 0.0, seed, dtype=dtype, name="no_noise")
+    raise ValueError(f"unknown noise {kind!r}")

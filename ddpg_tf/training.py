@@ -1,0 +1,269 @@
+"""The training loop: plain Python around the agent's compiled step.
+
+Interaction, replay, evaluation, TensorBoard logging, checkpoints and export live here;
+the gradient math lives in :mod:`ddpg_tf.losses` and :mod:`ddpg_tf.agent`.
+
+Every check that can fail because of user input (flags, environment, run directory,
+checkpoint compatibility) runs before anything is written to disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ddpg_tf._quiet  # noqa: F401  (before keras: silences TensorFlow's start-up)
+
+import gymnasium as gym
+import keras
+import numpy as np
+
+from ddpg_tf._quiet import tf
+from ddpg_tf.agent import DDPGAgent
+from ddpg_tf.checkpointing import Checkpointer, CheckpointError, export_actor
+from ddpg_tf.cli import UsageError
+from ddpg_tf.config import RESUMABLE_FIELDS, Config, ConfigError
+from ddpg_tf.envs import EnvError, make_env, rng_state, set_rng_state, space_dims
+from ddpg_tf.replay_buffer import ReplayBuffer
+from ddpg_tf.summaries import SummaryLogger
+
+CONFIG_FILE = "config.json"
+EVAL_FILE = "evaluations.csv"
+EVAL_SEED_OFFSET = 10_000
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (also handy in tests and experiment scripts)."""
+
+    run_dir: Path
+    steps: int
+    episode_returns: list[float] = field(default_factory=list)
+    evaluations: list[tuple[int, float, float]] = field(default_factory=list)
+    """(step, mean return, std of returns) for each evaluation run by this process."""
+    exported: dict[str, Path] = field(default_factory=dict)
+
+
+def evaluate_policy(policy: Callable[[np.ndarray], np.ndarray], env: gym.Env,
+                    episodes: int, seed: int | None = None) -> np.ndarray:
+    """Undiscounted returns of ``episodes`` full episodes of a deterministic ``policy``."""
+    returns = np.zeros(episodes)
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed if i == 0 else None)
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(policy(obs))
+            returns[i] += float(reward)
+            done = terminated or truncated
+    return returns
+
+
+def resolve_run(config: Config, given: set[str]) -> tuple[Config, Path]:
+    """Check the run directory against ``--resume`` and merge a resumed run's saved config.
+
+    Raises :class:`UsageError`; writes nothing.
+    """
+    run_dir = Path(config.logdir) / config.default_run_name()
+    if not config.resume:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise UsageError(f"run directory {run_dir} already exists; pass --resume to continue it "
+                             "or choose another --run-name")
+        _check_writable(Path(config.logdir))
+        return config, run_dir
+    saved_file = run_dir / CONFIG_FILE
+    if not saved_file.is_file():
+        raise UsageError(f"nothing to resume: {saved_file} not found; start the run without --resume")
+    try:
+        saved = Config.from_dict(json.loads(saved_file.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"cannot read {saved_file}: {exc}") from None
+    changed = sorted(k for k in given - RESUMABLE_FIELDS
+                     if getattr(config, k) != getattr(saved, k))
+    if changed:
+        flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+        raise UsageError(f"cannot change {flags} when resuming {run_dir}; start a new run instead")
+    merged = saved.replace(**{k: getattr(config, k) for k in given & RESUMABLE_FIELDS}, resume=True)
+    try:
+        merged.validate()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    _check_writable(run_dir)
+    return merged, run_dir
+
+
+def _check_writable(path: Path) -> None:
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write under {path}: {probe} is not a writable directory")
+
+
+def seed_everything(config: Config) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras; optionally enable op determinism."""
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def train(config: Config, given: set[str] | frozenset[str] = frozenset()) -> TrainResult:
+    """Train DDPG as configured; see :class:`ddpg_tf.config.Config` for every option."""
+    config, run_dir = resolve_run(config, set(given))
+    try:
+        env = make_env(config.env_id)
+        eval_env = make_env(config.env_id)
+    except EnvError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        return _train(config, run_dir, env, eval_env)
+    finally:
+        env.close()
+        eval_env.close()
+
+
+def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env) -> TrainResult:
+    seed_everything(config)
+    obs_dim, low, high = space_dims(env)
+    agent = DDPGAgent(config, obs_dim, low, high)
+    buffer = ReplayBuffer(config.buffer_size, obs_dim, len(low), seed=config.seed, dtype=config.dtype)
+    ckpt = Checkpointer(run_dir, agent.trackables(), config.keep_checkpoints)
+
+    env.action_space.seed(config.seed)
+    eval_env.reset(seed=config.seed + EVAL_SEED_OFFSET)
+    step = episode = 0
+    first_reset_seed: int | None = config.seed
+    if config.resume:
+        try:
+            step, episode, extras, buffer_file = ckpt.restore_latest()
+            if buffer_file is not None:
+                buffer.load(buffer_file)
+        except (CheckpointError, ValueError, OSError, KeyError) as exc:
+            raise UsageError(str(exc)) from None
+        set_rng_state(env, extras["env"])
+        set_rng_state(eval_env, extras["eval_env"])
+        first_reset_seed = None
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CONFIG_FILE).write_text(config.to_json())
+
+    logger = SummaryLogger(run_dir)
+    if not config.resume:
+        logger.config(config)
+    result = TrainResult(run_dir=run_dir, steps=step)
+    progress = _progress_bar(config, step)
+    last_eval = float("nan")
+
+    def checkpoint() -> None:
+        extras = {"env": rng_state(env), "eval_env": rng_state(eval_env)}
+        ckpt.save(step, episode, extras, buffer_saver=buffer.save)
+
+    obs: np.ndarray | None = None
+    episode_return, episode_length = 0.0, 0
+    window_start, window_step = time.perf_counter(), step
+    metrics: dict[str, Any] | None = None
+    while step < config.total_steps:
+        if obs is None:
+            obs, _ = env.reset(seed=first_reset_seed)
+            first_reset_seed = None
+            agent.reset_noise()
+            episode_return, episode_length = 0.0, 0
+        if step < config.learning_starts:
+            action = env.action_space.sample()
+        else:
+            action = agent.act(obs, explore=True)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        # next_obs is the true successor even when truncated (the reset comes next iteration).
+        buffer.add(obs, action, float(reward), next_obs, bool(terminated), bool(truncated))
+        obs = next_obs
+        episode_return += float(reward)
+        episode_length += 1
+        step += 1
+        if terminated or truncated:
+            episode += 1
+            result.episode_returns.append(episode_return)
+            logger.scalars({"train/episode_return": episode_return,
+                            "train/episode_length": episode_length}, step)
+            obs = None
+
+        if step > config.learning_starts and len(buffer) >= config.batch_size:
+            for _ in range(config.gradient_steps):
+                metrics = agent.train_step(buffer.sample(config.batch_size))
+
+        if step % config.log_every == 0:
+            now = time.perf_counter()
+            sps = (step - window_step) / max(now - window_start, 1e-9)
+            window_start, window_step = now, step
+            logger.scalars({"perf/steps_per_second": sps}, step)
+            if metrics is not None:
+                logger.metrics(metrics, step)
+                logger.histograms({"hist/env_actions": np.asarray(action)}, step)
+            progress.set_postfix_str(f"{sps:.0f} steps/s, eval {last_eval:.1f}", refresh=False)
+
+        final = step == config.total_steps
+        if (config.eval_every and step % config.eval_every == 0) or final:
+            returns = evaluate_policy(lambda o: agent.act(o, explore=False), eval_env,
+                                      config.eval_episodes)
+            last_eval = float(returns.mean())
+            result.evaluations.append((step, last_eval, float(returns.std())))
+            logger.scalars({"eval/return_mean": last_eval, "eval/return_std": returns.std(),
+                            "eval/episodes": len(returns)}, step)
+            _append_eval(run_dir, step, returns)
+            progress.set_postfix_str(f"eval {last_eval:.1f}", refresh=False)
+        if (config.checkpoint_every and step % config.checkpoint_every == 0) or final:
+            checkpoint()
+            logger.flush()
+        progress.update(1)
+
+    progress.close()
+    logger.flush()
+    logger.close()
+    result.steps = step
+    if config.export:
+        result.exported = export_actor(agent.actor, run_dir)
+    _report(result, config)
+    return result
+
+
+def _append_eval(run_dir: Path, step: int, returns: np.ndarray) -> None:
+    path = run_dir / EVAL_FILE
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        writer = csv.writer(fh)
+        if new:
+            writer.writerow(["step", "return_mean", "return_std", "episodes"])
+        writer.writerow([step, f"{returns.mean():.4f}", f"{returns.std():.4f}", len(returns)])
+
+
+class _NoProgress:
+    def update(self, n: int = 1) -> None: ...
+    def set_postfix_str(self, s: str, refresh: bool = True) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress_bar(config: Config, initial: int) -> Any:
+    if not config.progress:
+        return _NoProgress()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=config.total_steps, initial=initial, unit="step", dynamic_ncols=True,
+                mininterval=0.5, desc=config.env_id)
+
+
+def _report(result: TrainResult, config: Config) -> None:
+    if not config.progress:
+        return
+    if result.evaluations:
+        step, mean, std = result.evaluations[-1]
+        print(f"eval return {mean:.1f} ± {std:.1f} at step {step} ({config.eval_episodes} episodes)")
+    print(f"run directory: {result.run_dir}  (tensorboard --logdir {config.logdir})")
+    for kind, path in result.exported.items():
+        print(f"exported actor ({kind}): {path}")
+
+
+__all__ = ["TrainResult", "evaluate_policy", "resolve_run", "seed_everything", "train"]

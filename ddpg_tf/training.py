@@ -48,6 +48,8 @@ class TrainResult:
     evaluations: list[tuple[int, float, float]] = field(default_factory=list)
     """(step, mean return, std of returns) for each evaluation run by this process."""
     exported: dict[str, Path] = field(default_factory=dict)
+    agent: DDPGAgent | None = field(default=None, repr=False)
+    """The trained agent (networks, targets, optimisers) as left at the end of the run."""
 
 
 def evaluate_policy(policy: Callable[[np.ndarray], np.ndarray], env: gym.Env,
@@ -88,7 +90,8 @@ def resolve_run(config: Config, given: set[str]) -> tuple[Config, Path]:
     if changed:
         flags = ", ".join("--" + k.replace("_", "-") for k in changed)
         raise UsageError(f"cannot change {flags} when resuming {run_dir}; start a new run instead")
-    merged = saved.replace(**{k: getattr(config, k) for k in given & RESUMABLE_FIELDS}, resume=True)
+    merged = saved.replace(**{k: getattr(config, k) for k in given & RESUMABLE_FIELDS})
+    merged = merged.replace(resume=True)
     try:
         merged.validate()
     except ConfigError as exc:
@@ -155,7 +158,7 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env) -> Tr
     logger = SummaryLogger(run_dir)
     if not config.resume:
         logger.config(config)
-    result = TrainResult(run_dir=run_dir, steps=step)
+    result = TrainResult(run_dir=run_dir, steps=step, agent=agent)
     progress = _progress_bar(config, step)
     last_eval = float("nan")
 

@@ -72,6 +72,10 @@ class DDPGAgent:
         self._low = tf.constant(self.action_low, self.dtype)
         self._high = tf.constant(self.action_high, self.dtype)
         self.actor_gradients = losses.ACTOR_GRADIENT_STYLES[config.actor_update]
+        self.dqda_transform = losses.make_dqda_transform(config.dqda_transform, self._low, self._high,
+                                                         config.dqda_clip)
+        # Actions within this distance of a bound count as "at the bound" in diagnostics.
+        self._bound_tol = tf.constant(1e-3 * (self.action_high - self.action_low) / 2.0, self.dtype)
 
         obs = tf.TensorSpec((None, self.obs_dim), self.dtype)
         act = tf.TensorSpec((None, self.action_dim), self.dtype)
@@ -79,10 +83,12 @@ class DDPGAgent:
         one = tf.TensorSpec((self.obs_dim,), self.dtype)
         if config.eager:
             self._train = self._train_step
+            self._diagnose = self._diagnostics
             self._act_explore = lambda o: self._act(o, True)
             self._act_greedy = lambda o: self._act(o, False)
         else:
             self._train = tf.function(self._train_step, input_signature=[obs, act, col, obs, col])
+            self._diagnose = tf.function(self._diagnostics, input_signature=[obs])
             self._act_explore = tf.function(lambda o: self._act(o, True), input_signature=[one])
             self._act_greedy = tf.function(lambda o: self._act(o, False), input_signature=[one])
 
@@ -106,7 +112,7 @@ class DDPGAgent:
         self.critic_optimizer.apply_gradients(zip(critic_grads, critic_vars, strict=False))
 
         # Actor. grad_theta J = 1/N sum_i dQ/da|a=mu(s_i) . dmu(s_i)/dtheta (see losses.py).
-        step = self.actor_gradients(self.actor, self.critic, observations)
+        step = self._actor_gradients(observations)
         actor_vars = self.actor.trainable_variables
         actor_grads, actor_norm = losses.clip_by_global_norm(step.grads, cfg.max_grad_norm)
         self.actor_optimizer.apply_gradients(zip(actor_grads, actor_vars, strict=False))
@@ -127,6 +133,28 @@ class DDPGAgent:
             "hist/policy_actions": step.actions,
         }
 
+    def _actor_gradients(self, observations: tf.Tensor) -> losses.ActorGradients:
+        if self.dqda_transform is None:
+            return self.actor_gradients(self.actor, self.critic, observations)
+        return self.actor_gradients(self.actor, self.critic, observations, self.dqda_transform)
+
+    def _diagnostics(self, observations: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Compare the gradient the configured style would apply with the direct gradient on
+        the same weights and batch (nothing is updated)."""
+        applied = self._actor_gradients(observations)
+        direct = losses.actor_grads_direct(self.actor, self.critic, observations)
+        cosine, rel_diff = losses.flat_cosine_and_rel_diff(applied.grads, direct.grads)
+        a = applied.actions  # the actor's own output: pre-noise, pre-clip
+        at_bound = tf.logical_or(a >= self._high - self._bound_tol, a <= self._low + self._bound_tol)
+        outside = tf.logical_or(a > self._high, a < self._low)
+        return {
+            "diag/grad_cosine": cosine,
+            "diag/grad_rel_diff": rel_diff,
+            "diag/actions_at_bound": tf.reduce_mean(tf.cast(at_bound, self.dtype)),
+            "diag/actions_outside_bounds": tf.reduce_mean(tf.cast(outside, self.dtype)),
+            "diag/policy_action_abs_max": tf.reduce_max(tf.abs(a)),
+        }
+
     def _act(self, observation: tf.Tensor, explore: bool) -> tf.Tensor:
         action = self.actor(observation[None], training=False)[0]
         if explore:
@@ -138,6 +166,10 @@ class DDPGAgent:
         """One critic, actor and target update on ``batch``; returns metric tensors."""
         return self._train(batch.observations, batch.actions, batch.rewards,
                            batch.next_observations, batch.terminated)
+
+    def diagnostics(self, batch: Batch) -> dict[str, tf.Tensor]:
+        """Live gradient diagnostics on ``batch`` (see :meth:`_diagnostics`)."""
+        return self._diagnose(batch.observations)
 
     def act(self, observation: np.ndarray, explore: bool = True) -> np.ndarray:
         """Action for one observation: mu(s) (+ noise if ``explore``), clipped to the bounds."""

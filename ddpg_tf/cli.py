@@ -115,6 +115,23 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[Config, set[str]]:
     return config, set(ns)
 
 
+def flag_table_markdown() -> str:
+    """The README's flag reference: one row per :class:`Config` field, with each preset's value."""
+
+    def show(value: Any) -> str:
+        if isinstance(value, tuple):
+            return ",".join(map(str, value))
+        return '""' if value == "" else str(value)
+
+    names = sorted(PRESETS)
+    docs = field_docs()
+    rows = ["| flag | " + " | ".join(names) + " | meaning |", "|---" * (len(names) + 2) + "|"]
+    for f in dataclasses.fields(Config):
+        values = " | ".join(show(getattr(PRESETS[n], f.name)) for n in names)
+        rows.append(f"| `--{f.name.replace('_', '-')}` | {values} | {docs[f.name].replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
+
+
 def fail(message: str) -> NoReturn:
     """Print a one-line error and exit with status 2."""
     first_line = " ".join(str(message).split())

@@ -15,12 +15,14 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-ActorUpdate = Literal["direct", "chain-rule"]
+ActorUpdate = Literal["direct", "chain-rule", "dpg-surrogate"]
+DqdaTransformName = Literal["none", "invert", "clip-value", "clip-norm"]
 NoiseType = Literal["gaussian", "ou", "none"]
 ActorOutput = Literal["tanh", "linear"]
 DType = Literal["float32", "float64"]
 
-ACTOR_UPDATES: tuple[str, ...] = ("direct", "chain-rule")
+ACTOR_UPDATES: tuple[str, ...] = ("direct", "chain-rule", "dpg-surrogate")
+STYLES_WITH_DQDA: tuple[str, ...] = ("chain-rule", "dpg-surrogate")
 
 
 class ConfigError(ValueError):
@@ -44,8 +46,16 @@ class Config:
 
     # --- algorithm ---------------------------------------------------------------
     actor_update: ActorUpdate = "direct"
-    """How the actor gradient is computed: `direct` (one tape over -mean Q(s, mu(s))) or
-    `chain-rule` (dQ/da first, then pushed through mu with output_gradients)."""
+    """How the actor gradient is computed: `direct` (one tape over -mean Q(s, mu(s))),
+    `chain-rule` (dQ/da first, then pushed through mu with output_gradients) or
+    `dpg-surrogate` (dQ/da first, then the loss 0.5 ||sg(a + dQ/da) - a||^2). All three give
+    the same gradient unless a dQ/da transform is set."""
+    dqda_transform: DqdaTransformName = "none"
+    """Change dQ/da before it reaches the actor (chain-rule and dpg-surrogate only): `invert`
+    (Hausknecht & Stone's inverting gradients), `clip-value` (element-wise to +-dqda_clip) or
+    `clip-norm` (each sample's dQ/da to L2 norm dqda_clip)."""
+    dqda_clip: float = 1.0
+    """Threshold of the `clip-value` and `clip-norm` transforms."""
     gamma: float = 0.98
     """Discount factor of the TD target r + gamma (1 - terminated) Q'(s', mu'(s'))."""
     tau: float = 0.005
@@ -99,6 +109,9 @@ class Config:
     """Run a deterministic evaluation every this many steps (and at the end); 0 disables."""
     eval_episodes: int = 5
     """Episodes per evaluation."""
+    diag_every: int = 1_000
+    """Every this many steps, log how the applied actor gradient compares with the direct one
+    (diag/grad_cosine, diag/grad_rel_diff) and the share of actions at the bounds; 0 disables."""
     log_every: int = 250
     """Write training losses and histograms to TensorBoard every this many steps."""
     checkpoint_every: int = 5_000
@@ -130,7 +143,8 @@ class Config:
         for name in positive_ints:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{_flag(name)} must be a positive integer, got {getattr(self, name)}")
-        for name in ("learning_starts", "eval_every", "checkpoint_every", "critic_action_layer"):
+        for name in ("learning_starts", "eval_every", "checkpoint_every", "critic_action_layer",
+                     "diag_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
         for name in ("actor_lr", "critic_lr"):
@@ -158,6 +172,12 @@ class Config:
         if self.actor_update not in ACTOR_UPDATES:
             raise ConfigError(f"unknown --actor-update {self.actor_update!r}; "
                               f"choose from {', '.join(ACTOR_UPDATES)}")
+        if self.dqda_transform != "none" and self.actor_update not in STYLES_WITH_DQDA:
+            raise ConfigError(f"--dqda-transform {self.dqda_transform} needs --actor-update chain-rule or "
+                              f"dpg-surrogate: the {self.actor_update} style never materialises dQ/da")
+        if self.dqda_transform in ("clip-value", "clip-norm") and not self.dqda_clip > 0:
+            raise ConfigError(f"--dqda-clip must be positive for --dqda-transform {self.dqda_transform}, "
+                              f"got {self.dqda_clip}")
         if self.run_name and ("/" in self.run_name or self.run_name in (".", "..")):
             raise ConfigError(f"--run-name must be a plain directory name, got {self.run_name!r}")
         return self
@@ -225,5 +245,5 @@ DEFAULT_PRESET = "pendulum"
 # Fields a resumed run may change; everything else must match the saved run.
 RESUMABLE_FIELDS = frozenset({
     "total_steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
-    "keep_checkpoints", "export", "eager", "progress", "resume", "logdir", "run_name",
+    "keep_checkpoints", "export", "eager", "progress", "resume", "logdir", "run_name", "diag_every",
 })

@@ -18,6 +18,9 @@ The two styles below compute the same gradient and differ only in where dQ/da ex
 * :func:`actor_grads_chain_rule` first materialises dQ/da, then back-propagates
   ``-dQ/da / N`` through mu with ``output_gradients`` (tutorial style). Because dQ/da is a
   tensor here, it can be transformed before it reaches the actor.
+* :func:`actor_grads_dpg_surrogate` also materialises dQ/da, then differentiates the
+  surrogate ``1/N sum_i 0.5 ||sg(a_i + dQ/da_i) - a_i||^2`` (TF-Agents, Acme, rlax), whose
+  gradient w.r.t. a_i is -dQ/da_i / N.
 """
 
 from __future__ import annotations
@@ -118,10 +121,97 @@ def actor_grads_chain_rule(actor: keras.Model, critic: keras.Model, observations
     return ActorGradients(grads, actor_loss_direct(q), q, dq_da, actions)
 
 
+def dpg_surrogate_loss(actions: tf.Tensor, dq_da: tf.Tensor) -> tf.Tensor:
+    """The DPG surrogate (TF-Agents, Acme, rlax): 1/N sum_i 0.5 ||sg(a_i + dQ/da_i) - a_i||^2.
+
+    Its value is 0.5 mean_i ||dQ/da_i||^2, unrelated to Q, but its gradient w.r.t. a_i is
+    -(sg(a_i + dQ/da_i) - a_i) / N = -dQ/da_i / N: exactly the chain-rule output gradient, so
+    back-propagating it through mu gives the DPG. ``dq_da`` must not depend on theta
+    (it comes from a separate tape, and is stopped here as well).
+
+    Numerics: we evaluate sg(a + g) - a as g - (a - sg(a)), the same function of a (both
+    are g at a = sg(a), with derivative -1), but without rounding a + g. In float32 the
+    textbook form loses about eps * |a| / |g| of relative precision (1e-4 when |a| ~ 1 and
+    |dQ/da| ~ 1e-3); this form reproduces the chain-rule gradient to float rounding.
+    """
+    g = tf.stop_gradient(dq_da)
+    residual = g - (actions - tf.stop_gradient(actions))  # == sg(a + g) - a, exactly g in value
+    return tf.reduce_mean(0.5 * tf.reduce_sum(tf.square(residual), axis=-1))
+
+
+def actor_grads_dpg_surrogate(actor: keras.Model, critic: keras.Model, observations: tf.Tensor,
+                              transform: DqdaTransform | None = None) -> ActorGradients:
+    """Surrogate style: dQ/da first, then an ordinary loss whose gradient w.r.t. a is -dQ/da / N."""
+    with tf.GradientTape() as tape:
+        actions = actor(observations, training=True)
+        with tape.stop_recording():  # dQ/da is a constant of the surrogate: no path to theta
+            dq_da, q = dqda(critic, observations, actions)
+            applied = dq_da if transform is None else transform(dq_da, actions)
+        surrogate = dpg_surrogate_loss(actions, applied)
+    grads = tape.gradient(surrogate, actor.trainable_variables)
+    return ActorGradients(grads, actor_loss_direct(q), q, dq_da, actions)
+
+
+# --- dQ/da transforms (only for styles that materialise dQ/da) ---------------------------
+def invert_gradients(dq_da: tf.Tensor, actions: tf.Tensor, low: tf.Tensor, high: tf.Tensor) -> tf.Tensor:
+    """Hausknecht & Stone (2016), inverting gradients, per action component:
+
+        dQ/da * (high - a) / (high - low)   if dQ/da > 0  (the update would increase a)
+        dQ/da * (a - low)  / (high - low)   otherwise     (it would decrease a)
+
+    The push shrinks to zero at a bound and reverses once an (unsquashed) action is beyond it.
+    """
+    width = high - low
+    return tf.where(dq_da > 0, dq_da * (high - actions) / width, dq_da * (actions - low) / width)
+
+
+def clip_dqda_value(dq_da: tf.Tensor, clip: float) -> tf.Tensor:
+    """Element-wise clip of dQ/da to [-clip, clip]."""
+    return tf.clip_by_value(dq_da, -clip, clip)
+
+
+def clip_dqda_norm(dq_da: tf.Tensor, clip: float) -> tf.Tensor:
+    """Rescale each sample's dQ/da to L2 norm at most ``clip``."""
+    return tf.clip_by_norm(dq_da, clip, axes=[-1])
+
+
+DQDA_TRANSFORMS: tuple[str, ...] = ("none", "invert", "clip-value", "clip-norm")
+
+
+def make_dqda_transform(name: str, low: tf.Tensor, high: tf.Tensor,
+                        clip: float = 1.0) -> DqdaTransform | None:
+    """The transform named by ``--dqda-transform`` as ``f(dq_da, actions)``; None for ``none``."""
+    if name == "none":
+        return None
+    if name == "invert":
+        return lambda g, a: invert_gradients(g, a, tf.cast(low, g.dtype), tf.cast(high, g.dtype))
+    if name == "clip-value":
+        return lambda g, a: clip_dqda_value(g, clip)
+    if name == "clip-norm":
+        return lambda g, a: clip_dqda_norm(g, clip)
+    raise ValueError(f"unknown dQ/da transform {name!r}")
+
+
 ACTOR_GRADIENT_STYLES: dict[str, Callable[..., ActorGradients]] = {
     "direct": actor_grads_direct,
     "chain-rule": actor_grads_chain_rule,
+    "dpg-surrogate": actor_grads_dpg_surrogate,
 }
+"""Every actor-update style by its ``--actor-update`` name."""
+
+STYLES_WITH_DQDA: tuple[str, ...] = ("chain-rule", "dpg-surrogate")
+"""Styles that materialise dQ/da and therefore accept a transform."""
+
+
+def flat_cosine_and_rel_diff(grads: Sequence[tf.Tensor],
+                             reference: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+    """Cosine similarity and relative difference ||g - r|| / ||r|| of two gradient lists,
+    each flattened into one vector."""
+    g = tf.concat([tf.reshape(x, [-1]) for x in grads], 0)
+    r = tf.concat([tf.reshape(x, [-1]) for x in reference], 0)
+    tiny = tf.constant(1e-30, g.dtype)
+    cosine = tf.reduce_sum(g * r) / tf.maximum(tf.norm(g) * tf.norm(r), tiny)
+    return cosine, tf.norm(g - r) / tf.maximum(tf.norm(r), tiny)
 
 
 def soft_update(target_variables: Sequence[tf.Variable], online_variables: Sequence[tf.Variable],

@@ -30,7 +30,7 @@ from ddpg_tf.checkpointing import Checkpointer, CheckpointError, export_actor
 from ddpg_tf.cli import UsageError
 from ddpg_tf.config import RESUMABLE_FIELDS, Config, ConfigError
 from ddpg_tf.envs import EnvError, make_env, rng_state, set_rng_state, space_dims
-from ddpg_tf.replay_buffer import ReplayBuffer
+from ddpg_tf.replay_buffer import Batch, ReplayBuffer
 from ddpg_tf.summaries import SummaryLogger
 
 CONFIG_FILE = "config.json"
@@ -170,6 +170,7 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env) -> Tr
     episode_return, episode_length = 0.0, 0
     window_start, window_step = time.perf_counter(), step
     metrics: dict[str, Any] | None = None
+    batch: Batch | None = None
     while step < config.total_steps:
         if obs is None:
             obs, _ = env.reset(seed=first_reset_seed)
@@ -196,7 +197,12 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env) -> Tr
 
         if step > config.learning_starts and len(buffer) >= config.batch_size:
             for _ in range(config.gradient_steps):
-                metrics = agent.train_step(buffer.sample(config.batch_size))
+                batch = buffer.sample(config.batch_size)
+                metrics = agent.train_step(batch)
+
+        if config.diag_every and step % config.diag_every == 0 and batch is not None:
+            # On the last training batch, so the replay RNG stream is the same with or without it.
+            logger.scalars(agent.diagnostics(batch), step)
 
         if step % config.log_every == 0:
             now = time.perf_counter()

@@ -25,7 +25,10 @@ def test_readme_documents_every_flag():
 
     from ddpg_tf.config import Config
 
+    from ddpg_tf.cli import flag_table_markdown
+
     readme = (ROOT / "README.md").read_text()
+    assert flag_table_markdown() in readme, "README flag table is stale: regenerate it"
     missing = [f.name for f in dataclasses.fields(Config)
                if f"`--{f.name.replace('_', '-')}`" not in readme]
     assert not missing, f"README flag reference lacks: {missing}"

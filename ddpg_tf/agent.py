@@ -65,6 +65,10 @@ class DDPGAgent:
         self.actor_optimizer.build(self.actor.trainable_variables)
         self.critic_optimizer.build(self.critic.trainable_variables)
         self.critic_kernels = [v for v in self.critic.trainable_variables if "kernel" in v.path]
+        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="updates")
+        """Train steps run so far (skipped ones included)."""
+        self.nonfinite_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="nonfinite_updates")
+        """Train steps skipped because a loss or gradient was NaN or infinite."""
 
         self.noise: ActionNoise = make_noise(
             config.noise, self.action_low, self.action_high, sigma=config.noise_sigma,
@@ -109,17 +113,27 @@ class DDPGAgent:
         critic_vars = self.critic.trainable_variables
         critic_grads, critic_norm = losses.clip_by_global_norm(tape.gradient(loss, critic_vars),
                                                                cfg.max_grad_norm)
-        self.critic_optimizer.apply_gradients(zip(critic_grads, critic_vars, strict=False))
+        # A non-finite loss or gradient changes nothing: the update is skipped and counted,
+        # and the training loop stops with an error before the next checkpoint.
+        critic_ok = tf.math.is_finite(loss) & tf.math.is_finite(critic_norm)
+        _apply_if(critic_ok, self.critic_optimizer, critic_grads, critic_vars)
 
         # Actor. grad_theta J = 1/N sum_i dQ/da|a=mu(s_i) . dmu(s_i)/dtheta (see losses.py).
         step = self._actor_gradients(observations)
         actor_vars = self.actor.trainable_variables
         actor_grads, actor_norm = losses.clip_by_global_norm(step.grads, cfg.max_grad_norm)
-        self.actor_optimizer.apply_gradients(zip(actor_grads, actor_vars, strict=False))
+        ok = critic_ok & tf.math.is_finite(step.loss) & tf.math.is_finite(actor_norm)
+        _apply_if(ok, self.actor_optimizer, actor_grads, actor_vars)
 
         # Targets. theta' <- tau theta + (1 - tau) theta'.
-        losses.soft_update(self.actor_target.weights, self.actor.weights, cfg.tau)
-        losses.soft_update(self.critic_target.weights, self.critic.weights, cfg.tau)
+        def update_targets() -> tf.Tensor:
+            losses.soft_update(self.actor_target.weights, self.actor.weights, cfg.tau)
+            losses.soft_update(self.critic_target.weights, self.critic.weights, cfg.tau)
+            return tf.constant(True)
+
+        tf.cond(ok, update_targets, lambda: tf.constant(False))
+        self.updates.assign_add(1)
+        self.nonfinite_updates.assign_add(tf.cast(tf.logical_not(ok), tf.int64))
         return {
             "loss/critic": td_loss,
             "loss/critic_total": loss,
@@ -186,5 +200,16 @@ class DDPGAgent:
             "actor": self.actor, "critic": self.critic,
             "actor_target": self.actor_target, "critic_target": self.critic_target,
             "actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer,
-            "noise": self.noise,
+            "noise": self.noise, "updates": self.updates,
         }
+
+
+def _apply_if(ok: tf.Tensor, optimizer: keras.optimizers.Optimizer, grads: list[tf.Tensor],
+              variables: list[tf.Variable]) -> None:
+    """``optimizer.apply_gradients`` only when ``ok`` (a scalar bool tensor) is true."""
+
+    def apply() -> tf.Tensor:
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return tf.constant(True)
+
+    tf.cond(ok, apply, lambda: tf.constant(False))

@@ -26,6 +26,14 @@ class UsageError(Exception):
     """An error the user caused; reported as one line with exit status 2."""
 
 
+class TrainingError(RuntimeError):
+    """Training cannot go on (for example a NaN from the environment or the update); reported
+    as one line with exit status 1. Checkpoints already written are left untouched."""
+
+
+EXIT_TRAINING_ERROR = 1
+
+
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are a single line (no usage dump) and exit status 2."""
 
@@ -132,11 +140,11 @@ def flag_table_markdown() -> str:
     return "\n".join(rows) + "\n"
 
 
-def fail(message: str) -> NoReturn:
-    """Print a one-line error and exit with status 2."""
+def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
+    """Print a one-line error and exit with ``status`` (2: usage error)."""
     first_line = " ".join(str(message).split())
     print(f"error: {first_line}", file=sys.stderr)
-    raise SystemExit(EXIT_USAGE)
+    raise SystemExit(status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -148,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         train(config, given=given)
     except UsageError as exc:
         fail(str(exc))
+    except TrainingError as exc:
+        fail(str(exc), status=EXIT_TRAINING_ERROR)
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is kept", file=sys.stderr)
         return 130

@@ -127,6 +127,10 @@ class Config:
     export: bool = True
     """Export the final actor as `.keras` and SavedModel under RUN_DIR/export."""
 
+    skip_nonfinite: bool = False
+    """Drop transitions whose observation or reward is NaN/Inf (counted in TensorBoard as
+    data/nonfinite_skipped) instead of stopping with an error."""
+
     # --- execution ---------------------------------------------------------------
     eager: bool = False
     """Run the train and act steps eagerly instead of as compiled tf.functions (debugging)."""

@@ -22,7 +22,9 @@ def make_env(env_id: str, *, render_mode: str | None = None, **kwargs: Any) -> g
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            env = gym.make(env_id, render_mode=render_mode, **kwargs)
+            if render_mode is not None:
+                kwargs["render_mode"] = render_mode
+            env = gym.make(env_id, **kwargs)
         except gym.error.Error as exc:
             raise EnvError(f"cannot make environment {env_id!r}: {exc}") from None
         except ImportError as exc:

@@ -27,7 +27,7 @@ import numpy as np
 from ddpg_tf._quiet import tf
 from ddpg_tf.agent import DDPGAgent
 from ddpg_tf.checkpointing import Checkpointer, CheckpointError, export_actor
-from ddpg_tf.cli import UsageError
+from ddpg_tf.cli import TrainingError, UsageError
 from ddpg_tf.config import RESUMABLE_FIELDS, Config, ConfigError
 from ddpg_tf.envs import EnvError, make_env, rng_state, set_rng_state, space_dims
 from ddpg_tf.replay_buffer import Batch, ReplayBuffer
@@ -166,10 +166,14 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env) -> Tr
         extras = {"env": rng_state(env), "eval_env": rng_state(eval_env)}
         ckpt.save(step, episode, extras, buffer_saver=buffer.save)
 
+    def final_step(n: int) -> bool:
+        return n == config.total_steps
+
     obs: np.ndarray | None = None
     episode_return, episode_length = 0.0, 0
     window_start, window_step = time.perf_counter(), step
     metrics: dict[str, Any] | None = None
+    skipped_nonfinite = 0
     batch: Batch | None = None
     while step < config.total_steps:
         if obs is None:
@@ -182,8 +186,18 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env) -> Tr
         else:
             action = agent.act(obs, explore=True)
         next_obs, reward, terminated, truncated, _ = env.step(action)
-        # next_obs is the true successor even when truncated (the reset comes next iteration).
-        buffer.add(obs, action, float(reward), next_obs, bool(terminated), bool(truncated))
+        bad_field = _nonfinite_field(next_obs, reward)
+        if bad_field is not None and not config.skip_nonfinite:
+            raise TrainingError(f"the environment returned a non-finite {bad_field} at step {step + 1}; "
+                                "fix the environment or pass --skip-nonfinite to drop such transitions")
+        if bad_field is None:
+            # next_obs is the true successor even when truncated (the reset comes next iteration).
+            buffer.add(obs, action, float(reward), next_obs, bool(terminated), bool(truncated))
+        else:
+            skipped_nonfinite += 1
+            logger.scalars({"data/nonfinite_skipped": skipped_nonfinite}, step + 1)
+            if bad_field == "observation":
+                truncated = True  # no valid state to continue from: start a new episode
         obs = next_obs
         episode_return += float(reward)
         episode_length += 1
@@ -200,6 +214,11 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env) -> Tr
                 batch = buffer.sample(config.batch_size)
                 metrics = agent.train_step(batch)
 
+        final = final_step(step)
+        due_checkpoint = bool(config.checkpoint_every and step % config.checkpoint_every == 0) or final
+        if step % config.log_every == 0 or due_checkpoint:
+            _check_updates_finite(agent, step, ckpt.latest)
+
         if config.diag_every and step % config.diag_every == 0 and batch is not None:
             # On the last training batch, so the replay RNG stream is the same with or without it.
             logger.scalars(agent.diagnostics(batch), step)
@@ -214,7 +233,6 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env) -> Tr
                 logger.histograms({"hist/env_actions": np.asarray(action)}, step)
             progress.set_postfix_str(f"{sps:.0f} steps/s, eval {last_eval:.1f}", refresh=False)
 
-        final = step == config.total_steps
         if (config.eval_every and step % config.eval_every == 0) or final:
             returns = evaluate_policy(lambda o: agent.act(o, explore=False), eval_env,
                                       config.eval_episodes)
@@ -224,7 +242,7 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env) -> Tr
                             "eval/episodes": len(returns)}, step)
             _append_eval(run_dir, step, returns)
             progress.set_postfix_str(f"eval {last_eval:.1f}", refresh=False)
-        if (config.checkpoint_every and step % config.checkpoint_every == 0) or final:
+        if due_checkpoint:
             checkpoint()
             logger.flush()
         progress.update(1)
@@ -237,6 +255,24 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env) -> Tr
         result.exported = export_actor(agent.actor, run_dir)
     _report(result, config)
     return result
+
+
+def _nonfinite_field(observation: np.ndarray, reward: float) -> str | None:
+    if not np.all(np.isfinite(observation)):
+        return "observation"
+    if not np.isfinite(reward):
+        return "reward"
+    return None
+
+
+def _check_updates_finite(agent: DDPGAgent, step: int, last_checkpoint: str | None) -> None:
+    """Stop (before any further checkpoint) if an update met a NaN/Inf loss or gradient."""
+    if int(agent.nonfinite_updates.numpy()) == 0:
+        return
+    kept = (f"the last good checkpoint {last_checkpoint} is kept" if last_checkpoint
+            else "no checkpoint was written")
+    raise TrainingError(f"a loss or gradient became NaN/Inf in an update before step {step} (the update "
+                        f"was skipped); {kept}; try a lower learning rate or --max-grad-norm")
 
 
 def _append_eval(run_dir: Path, step: int, returns: np.ndarray) -> None:

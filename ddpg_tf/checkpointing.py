@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -74,21 +75,27 @@ class Checkpointer:
         self.episode.assign(episode)
         atomic_write_text(self.directory / f"extras-{step}.json", json.dumps(extras, default=int))
         if buffer_saver is not None:
-            final = self.directory / f"buffer-{step}.npz"
             tmp = self.directory / f".buffer-{step}.npz.tmp"
             buffer_saver(tmp)
-            os.replace(tmp, final)
+            os.replace(tmp, self.buffer_file(step))
+        _fault_injection_point("before-checkpoint", step)
         path = self.manager.save(checkpoint_number=step)
         self._remove_orphans()
         return path
 
+    def buffer_file(self, step: int) -> Path:
+        return self.directory / f"buffer-{step}.npz"
+
     def _remove_orphans(self) -> None:
-        """Delete side files whose checkpoint the manager has rotated out."""
+        """Delete side files whose checkpoint the manager has rotated out, and temporary
+        files left by a write that was killed."""
         kept = {Path(p).name.split("-")[-1] for p in self.manager.checkpoints}
         for pattern in ("extras-*.json", "buffer-*.npz"):
             for f in self.directory.glob(pattern):
                 if f.stem.split("-")[-1] not in kept:
                     f.unlink(missing_ok=True)
+        for f in self.directory.glob(".*"):
+            f.unlink(missing_ok=True)
 
     def restore_latest(self) -> tuple[int, int, dict[str, Any], Path | None]:
         """Restore the newest checkpoint; returns (step, episode, extras, buffer file or None)."""
@@ -111,6 +118,13 @@ class Checkpointer:
         buffer_file = self.directory / f"buffer-{number}.npz"
         return int(self.step.numpy()), int(self.episode.numpy()), extras, (
             buffer_file if buffer_file.exists() else None)
+
+
+def _fault_injection_point(name: str, step: int) -> None:
+    """Test hook: ``DDPG_TF_KILL_AT=name:step`` makes the process SIGKILL itself here, so the
+    fault-injection test can hit the middle of a checkpoint write deterministically."""
+    if os.environ.get("DDPG_TF_KILL_AT") == f"{name}:{step}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def export_actor(actor: keras.Model, run_dir: Path) -> dict[str, Path]:

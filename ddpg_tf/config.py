@@ -124,6 +124,9 @@ class Config:
     """Run directory name under `logdir`; empty picks ENV__STYLE__seedN."""
     resume: bool = False
     """Continue the run in `logdir/run_name` from its latest checkpoint."""
+    save_buffer: bool = True
+    """Save the replay buffer (compressed) with every checkpoint, so a resumed run continues
+    exactly; without it a resumed run refills the buffer from scratch."""
     export: bool = True
     """Export the final actor as `.keras` and SavedModel under RUN_DIR/export."""
 
@@ -249,5 +252,6 @@ DEFAULT_PRESET = "pendulum"
 # Fields a resumed run may change; everything else must match the saved run.
 RESUMABLE_FIELDS = frozenset({
     "total_steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
-    "keep_checkpoints", "export", "eager", "progress", "resume", "logdir", "run_name", "diag_every",
+    "keep_checkpoints", "export", "save_buffer", "eager", "progress", "resume", "logdir", "run_name",
+    "diag_every",
 })

@@ -58,6 +58,11 @@ class ReplayBuffer:
         self.position = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
+    def mark_truncated_last(self) -> None:
+        """Flag the most recent transition as truncated (its episode was cut short)."""
+        if self.size:
+            self.truncated[(self.position - 1) % self.capacity, 0] = 1
+
     def sample(self, batch_size: int) -> Batch:
         """Uniformly sample ``batch_size`` stored transitions (with replacement)."""
         if self.size == 0:

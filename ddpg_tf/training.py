@@ -26,7 +26,7 @@ import numpy as np
 
 from ddpg_tf._quiet import tf
 from ddpg_tf.agent import DDPGAgent
-from ddpg_tf.checkpointing import Checkpointer, CheckpointError, export_actor
+from ddpg_tf.checkpointing import Checkpointer, CheckpointError, atomic_write_text, export_actor
 from ddpg_tf.cli import TrainingError, UsageError
 from ddpg_tf.config import RESUMABLE_FIELDS, Config, ConfigError
 from ddpg_tf.envs import EnvError, make_env, rng_state, set_rng_state, space_dims
@@ -141,22 +141,25 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env) -> Tr
     eval_env.reset(seed=config.seed + EVAL_SEED_OFFSET)
     step = episode = 0
     first_reset_seed: int | None = config.seed
-    if config.resume:
+    restored = config.resume and ckpt.latest is not None
+    if restored:
         try:
             step, episode, extras, buffer_file = ckpt.restore_latest()
             if buffer_file is not None:
                 buffer.load(buffer_file)
+            set_rng_state(env, extras["env"])
+            set_rng_state(eval_env, extras["eval_env"])
         except (CheckpointError, ValueError, OSError, KeyError) as exc:
             raise UsageError(str(exc)) from None
-        set_rng_state(env, extras["env"])
-        set_rng_state(eval_env, extras["eval_env"])
         first_reset_seed = None
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / CONFIG_FILE).write_text(config.to_json())
+    # A resumed run killed before its first checkpoint starts again from step 0 in its directory.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / CONFIG_FILE).exists():
+        atomic_write_text(run_dir / CONFIG_FILE, config.to_json())
+    _truncate_evaluations(run_dir, step)
 
     logger = SummaryLogger(run_dir)
-    if not config.resume:
+    if not restored:
         logger.config(config)
     result = TrainResult(run_dir=run_dir, steps=step, agent=agent)
     progress = _progress_bar(config, step)
@@ -164,7 +167,10 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env) -> Tr
 
     def checkpoint() -> None:
         extras = {"env": rng_state(env), "eval_env": rng_state(eval_env)}
-        ckpt.save(step, episode, extras, buffer_saver=buffer.save)
+        ckpt.save(step, episode, extras, buffer_saver=buffer.save if config.save_buffer else None)
+        if config.save_buffer:
+            size = ckpt.buffer_file(step).stat().st_size / 2**20
+            logger.scalars({"checkpoint/buffer_mib": size}, step)
 
     def final_step(n: int) -> bool:
         return n == config.total_steps
@@ -243,6 +249,16 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env) -> Tr
             _append_eval(run_dir, step, returns)
             progress.set_postfix_str(f"eval {last_eval:.1f}", refresh=False)
         if due_checkpoint:
+            if obs is not None:
+                # Resume rule: every checkpoint ends the episode in progress (as a time-limit
+                # truncation, so its last transition is still bootstrapped). A resumed run, which
+                # must start with a reset, then follows the uninterrupted run exactly.
+                buffer.mark_truncated_last()
+                episode += 1
+                result.episode_returns.append(episode_return)
+                logger.scalars({"train/episode_return": episode_return,
+                                "train/episode_length": episode_length}, step)
+                obs = None
             checkpoint()
             logger.flush()
         progress.update(1)
@@ -273,6 +289,17 @@ def _check_updates_finite(agent: DDPGAgent, step: int, last_checkpoint: str | No
             else "no checkpoint was written")
     raise TrainingError(f"a loss or gradient became NaN/Inf in an update before step {step} (the update "
                         f"was skipped); {kept}; try a lower learning rate or --max-grad-norm")
+
+
+def _truncate_evaluations(run_dir: Path, step: int) -> None:
+    """Drop evaluation rows written after ``step`` by a run that was then killed."""
+    path = run_dir / EVAL_FILE
+    if not path.exists():
+        return
+    rows = path.read_text().splitlines()
+    kept = [rows[0]] + [r for r in rows[1:] if int(r.split(",")[0]) <= step]
+    if len(kept) != len(rows):
+        atomic_write_text(path, "\n".join(kept) + "\n")
 
 
 def _append_eval(run_dir: Path, step: int, returns: np.ndarray) -> None:

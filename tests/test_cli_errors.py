@@ -99,18 +99,6 @@ def test_resume_cannot_change_architecture(tmp_path):
     assert snapshot(tmp_path) == before
 
 
-def test_resume_without_checkpoint(tmp_path):
-    run_dir = tmp_path / "runs" / "mine"
-    run_dir.mkdir(parents=True)
-    from ddpg_tf.config import Config
-
-    (run_dir / "config.json").write_text(Config(logdir=str(tmp_path / "runs"), run_name="mine").to_json())
-    before = snapshot(tmp_path)
-    proc = run_train(["--logdir", str(tmp_path / "runs"), "--run-name", "mine", "--resume"], tmp_path)
-    assert_usage_error(proc, "no checkpoint to resume")
-    assert snapshot(tmp_path) == before
-
-
 def test_help_lists_every_config_field(tmp_path):
     from ddpg_tf.config import Config
     import dataclasses

@@ -166,3 +166,31 @@ def test_checkpoint_rotation_keeps_side_files_in_step(tmp_path):
     assert sorted(p.name for p in ckdir.glob("extras-*.json")) == ["extras-400.json", "extras-600.json"]
     assert sorted(p.name for p in ckdir.glob("buffer-*.npz")) == ["buffer-400.npz", "buffer-600.npz"]
     assert sorted(p.name for p in ckdir.glob("ckpt-*.index")) == ["ckpt-400.index", "ckpt-600.index"]
+
+
+def test_resume_before_first_checkpoint_starts_from_scratch(tmp_path, uninterrupted):
+    """A run killed before its first checkpoint leaves only config.json: --resume reruns it
+    from step 0 in the same directory, giving the uninterrupted result."""
+    config = small_config(tmp_path, "early", checkpoint_every=400)
+    run_dir = tmp_path / "early"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(config.to_json())
+    resumed = train(config.replace(resume=True), given={"resume"})
+    assert resumed.episode_returns == uninterrupted.episode_returns
+    assert_same_weights(weights(resumed), weights(uninterrupted))
+
+
+def test_checkpoint_mid_episode_cuts_the_episode(tmp_path):
+    """Resume rule: a checkpoint ends the episode in progress, as a truncation; a run resumed
+    from a mid-episode checkpoint equals the uninterrupted run with the same schedule."""
+    full = train(small_config(tmp_path, "cut", checkpoint_every=300, total_steps=500))
+    # Episodes: 200, 100 (cut at the step-300 checkpoint), 200.
+    assert len(full.episode_returns) == 3
+    first = train(small_config(tmp_path, "cut2", checkpoint_every=300, total_steps=300))
+    resumed = train(small_config(tmp_path, "cut2", checkpoint_every=300, total_steps=500, resume=True),
+                    given={"total_steps", "resume"})
+    assert first.episode_returns + resumed.episode_returns == full.episode_returns
+    assert_same_weights(weights(resumed), weights(full))
+    with np.load(tmp_path / "cut" / "checkpoints" / "buffer-500.npz") as data:
+        assert np.flatnonzero(data["truncated"][:, 0]).tolist() == [199, 299, 499]
+        assert not data["terminated"].any()

@@ -106,15 +106,17 @@ class Checkpointer:
         try:
             status = self.checkpoint.read(path)
             status.assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001  (a damaged file raises OpError, IndexError, ...)
             reason = " ".join(str(exc).split())[:200]
-            raise CheckpointError(f"checkpoint {path} does not match this configuration or is "
-                                  f"damaged ({reason})") from None
+            raise CheckpointError(f"checkpoint {path} does not match this run's configuration or is "
+                                  f"damaged ({reason}); move {Path(path).name}.* away to resume from an "
+                                  "earlier checkpoint, or start a new run") from None
         extras_file = self.directory / f"extras-{number}.json"
         try:
             extras = json.loads(extras_file.read_text())
         except (OSError, ValueError) as exc:
-            raise CheckpointError(f"checkpoint side file {extras_file} is unreadable: {exc}") from None
+            raise CheckpointError(f"checkpoint side file {extras_file} is unreadable ({exc}); move "
+                                  f"{Path(path).name}.* away to resume from an earlier checkpoint") from None
         buffer_file = self.directory / f"buffer-{number}.npz"
         return int(self.step.numpy()), int(self.episode.numpy()), extras, (
             buffer_file if buffer_file.exists() else None)

@@ -26,9 +26,11 @@ def make_env(env_id: str, *, render_mode: str | None = None, **kwargs: Any) -> g
                 kwargs["render_mode"] = render_mode
             env = gym.make(env_id, **kwargs)
         except gym.error.Error as exc:
-            raise EnvError(f"cannot make environment {env_id!r}: {exc}") from None
+            raise EnvError(f"cannot make environment {env_id!r}: {exc} Check the id; "
+                           "`python -c 'import gymnasium; gymnasium.pprint_registry()'` lists them") from None
         except ImportError as exc:
-            raise EnvError(f"environment {env_id!r} needs a missing package: {exc}") from None
+            raise EnvError(f"environment {env_id!r} needs a missing package ({exc}); install it, for "
+                           "MuJoCo tasks: pip install 'gymnasium[mujoco]'") from None
     check_spaces(env, env_id)
     return env
 
@@ -40,18 +42,20 @@ def check_spaces(env: gym.Env, env_id: str = "") -> None:
     if not isinstance(act_space, gym.spaces.Box):
         env.close()
         raise EnvError(f"{name} has a {type(act_space).__name__} action space; DDPG needs continuous "
-                       "(Box) actions")
+                       "(Box) actions: choose a continuous-control env such as Pendulum-v1")
     if not isinstance(obs_space, gym.spaces.Box):
         env.close()
         raise EnvError(f"{name} has a {type(obs_space).__name__} observation space; this package "
-                       "needs a flat Box (wrap it with gymnasium.wrappers.FlattenObservation)")
+                       "needs a flat Box: wrap it with gymnasium.wrappers.FlattenObservation")
     if len(obs_space.shape) != 1 or len(act_space.shape) != 1:
         env.close()
         raise EnvError(f"{name} has observation shape {obs_space.shape} and action shape "
-                       f"{act_space.shape}; only 1-D vectors are supported (no images)")
+                       f"{act_space.shape}; only 1-D vectors are supported: use a state-based env "
+                       "or flatten/encode the observations first")
     if not (np.all(np.isfinite(act_space.low)) and np.all(np.isfinite(act_space.high))):
         env.close()
-        raise EnvError(f"{name} has unbounded actions; DDPG's actor needs finite bounds")
+        raise EnvError(f"{name} has unbounded actions; DDPG's actor needs finite bounds: give the "
+                       "action space finite low/high with an ActionWrapper")
 
 
 def space_dims(env: gym.Env) -> tuple[int, np.ndarray, np.ndarray]:

@@ -49,6 +49,25 @@ def _fan_in_bias(seed: int, fan_in: int | None) -> keras.initializers.Initialize
     return keras.initializers.RandomUniform(-limit, limit, seed=seed)
 
 
+def _bounded_affine(low: np.ndarray, high: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """``scale``, ``offset`` in ``dtype`` with ``offset +- scale`` inside [low, high] after rounding.
+
+    Rounded separately, ``scale + offset`` can land one ulp past a bound that is not exactly
+    representable (high 0.7 gives 0.70000005 in float32); we shrink ``scale`` by ulps until a
+    saturated tanh maps exactly into the bounds.
+    """
+    lo, hi = low.astype(dtype), high.astype(dtype)
+    scale = ((high - low) / 2.0).astype(dtype)
+    offset = ((high + low) / 2.0).astype(dtype)
+    zero = np.zeros_like(scale)
+    for _ in range(64):
+        outside = (offset + scale > hi) | (offset - scale < lo)
+        if not outside.any():
+            break
+        scale = np.where(outside, np.nextafter(scale, zero), scale)
+    return scale, offset
+
+
 def build_actor(obs_dim: int, action_low: np.ndarray, action_high: np.ndarray,
                 hidden: Sequence[int] = (256, 256), *, output: str = "tanh",
                 layer_norm: bool = False, seed: int = 0, dtype: str = "float32",
@@ -73,9 +92,8 @@ def build_actor(obs_dim: int, action_low: np.ndarray, action_high: np.ndarray,
     elif output != "linear":
         raise ValueError(f"unknown actor output {output!r}")
     # Affine map [-1, 1] -> [low, high]: a = y * (high - low)/2 + (high + low)/2.
-    action = keras.layers.Rescaling(scale=((high - low) / 2.0).astype(dtype),
-                                    offset=((high + low) / 2.0).astype(dtype),
-                                    name="action", dtype=dtype)(z)
+    scale, offset = _bounded_affine(low, high, dtype)
+    action = keras.layers.Rescaling(scale=scale, offset=offset, name="action", dtype=dtype)(z)
     return keras.Model(obs, action, name=name)
 
 

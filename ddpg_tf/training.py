@@ -13,6 +13,7 @@ import csv
 import json
 import os
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,8 +150,8 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env) -> Tr
                 buffer.load(buffer_file)
             set_rng_state(env, extras["env"])
             set_rng_state(eval_env, extras["eval_env"])
-        except (CheckpointError, ValueError, OSError, KeyError) as exc:
-            raise UsageError(str(exc)) from None
+        except (CheckpointError, ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise UsageError(f"cannot resume from {ckpt.latest}: {exc}") from None
         first_reset_seed = None
     # A resumed run killed before its first checkpoint starts again from step 0 in its directory.
     run_dir.mkdir(parents=True, exist_ok=True)

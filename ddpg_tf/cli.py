@@ -162,3 +162,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; the last checkpoint is kept", file=sys.stderr)
         return 130
     return 0
+
+
+def update_readme_flags(path: str = "README.md") -> None:
+    """Rewrite the flag table between the README's ``flags:start``/``flags:end`` markers."""
+    from pathlib import Path
+
+    text = Path(path).read_text()
+    start = text.index("-->", text.index("<!-- flags:start")) + len("-->\n")
+    end = text.index("<!-- flags:end -->")
+    Path(path).write_text(text[:start] + flag_table_markdown() + text[end:])
+
+
+if __name__ == "__main__":  # python -m ddpg_tf.cli README.md: refresh the README's flag table
+    update_readme_flags(*sys.argv[1:2])

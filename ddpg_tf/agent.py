@@ -28,6 +28,7 @@ from ddpg_tf._quiet import tf
 from ddpg_tf.config import Config
 from ddpg_tf.networks import build_actor, build_critic, copy_weights
 from ddpg_tf.noise import ActionNoise, make_noise
+from ddpg_tf.optim import Adam
 from ddpg_tf.replay_buffer import Batch
 
 
@@ -59,11 +60,8 @@ class DDPGAgent:
         copy_weights(self.actor, self.actor_target)
         copy_weights(self.critic, self.critic_target)
 
-        self.actor_optimizer = keras.optimizers.Adam(config.actor_lr, name="actor_adam")
-        self.critic_optimizer = keras.optimizers.Adam(config.critic_lr, name="critic_adam")
-        # Create the Adam slots now, so a checkpoint can be restored before the first step.
-        self.actor_optimizer.build(self.actor.trainable_variables)
-        self.critic_optimizer.build(self.critic.trainable_variables)
+        self.actor_optimizer = Adam(self.actor.trainable_variables, config.actor_lr, name="actor_adam")
+        self.critic_optimizer = Adam(self.critic.trainable_variables, config.critic_lr, name="critic_adam")
         self.critic_kernels = [v for v in self.critic.trainable_variables if "kernel" in v.path]
         self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="updates")
         """Train steps run so far (skipped ones included)."""
@@ -113,25 +111,25 @@ class DDPGAgent:
         critic_vars = self.critic.trainable_variables
         critic_grads, critic_norm = losses.clip_by_global_norm(tape.gradient(loss, critic_vars),
                                                                cfg.max_grad_norm)
-        # A non-finite loss or gradient changes nothing: the update is skipped and counted,
-        # and the training loop stops with an error before the next checkpoint.
+        # A non-finite loss or gradient must not reach the weights: its update runs with a
+        # zero learning rate and tau (no tf.cond, which would cost a nested function call),
+        # is counted, and the training loop stops with an error before the next checkpoint.
         critic_ok = tf.math.is_finite(loss) & tf.math.is_finite(critic_norm)
-        _apply_if(critic_ok, self.critic_optimizer, critic_grads, critic_vars)
+        self.critic_optimizer.apply_gradients(_zero_if_not(critic_ok, critic_grads), critic_vars,
+                                              lr_scale=tf.cast(critic_ok, self.dtype))
 
         # Actor. grad_theta J = 1/N sum_i dQ/da|a=mu(s_i) . dmu(s_i)/dtheta (see losses.py).
         step = self._actor_gradients(observations)
         actor_vars = self.actor.trainable_variables
         actor_grads, actor_norm = losses.clip_by_global_norm(step.grads, cfg.max_grad_norm)
         ok = critic_ok & tf.math.is_finite(step.loss) & tf.math.is_finite(actor_norm)
-        _apply_if(ok, self.actor_optimizer, actor_grads, actor_vars)
+        self.actor_optimizer.apply_gradients(_zero_if_not(ok, actor_grads), actor_vars,
+                                             lr_scale=tf.cast(ok, self.dtype))
 
-        # Targets. theta' <- tau theta + (1 - tau) theta'.
-        def update_targets() -> tf.Tensor:
-            losses.soft_update(self.actor_target.weights, self.actor.weights, cfg.tau)
-            losses.soft_update(self.critic_target.weights, self.critic.weights, cfg.tau)
-            return tf.constant(True)
-
-        tf.cond(ok, update_targets, lambda: tf.constant(False))
+        # Targets. theta' <- tau theta + (1 - tau) theta'  (tau = 0 after a skipped update).
+        tau = tf.where(ok, tf.constant(cfg.tau, self.dtype), tf.constant(0.0, self.dtype))
+        losses.soft_update(self.actor_target.weights, self.actor.weights, tau)
+        losses.soft_update(self.critic_target.weights, self.critic.weights, tau)
         self.updates.assign_add(1)
         self.nonfinite_updates.assign_add(tf.cast(tf.logical_not(ok), tf.int64))
         return {
@@ -204,12 +202,6 @@ class DDPGAgent:
         }
 
 
-def _apply_if(ok: tf.Tensor, optimizer: keras.optimizers.Optimizer, grads: list[tf.Tensor],
-              variables: list[tf.Variable]) -> None:
-    """``optimizer.apply_gradients`` only when ``ok`` (a scalar bool tensor) is true."""
-
-    def apply() -> tf.Tensor:
-        optimizer.apply_gradients(zip(grads, variables, strict=True))
-        return tf.constant(True)
-
-    tf.cond(ok, apply, lambda: tf.constant(False))
+def _zero_if_not(ok: tf.Tensor, grads: list[tf.Tensor]) -> list[tf.Tensor]:
+    """``grads`` if ``ok`` else zeros (so NaNs never enter the Adam moments)."""
+    return [tf.where(ok, g, tf.zeros_like(g)) for g in grads]

@@ -217,8 +217,9 @@ def flat_cosine_and_rel_diff(grads: Sequence[tf.Tensor],
 def soft_update(target_variables: Sequence[tf.Variable], online_variables: Sequence[tf.Variable],
                 tau: float | tf.Tensor) -> None:
     """Polyak averaging, in place: theta' <- tau theta + (1 - tau) theta'."""
+    keep = 1.0 - tau
     for target, online in zip(target_variables, online_variables, strict=True):
-        target.assign(tau * online + (1.0 - tau) * target)
+        target.assign(tau * online + keep * target)
 
 
 def clip_by_global_norm(grads: Sequence[tf.Tensor], max_norm: float) -> tuple[list[tf.Tensor], tf.Tensor]:

@@ -301,19 +301,12 @@ def test_train_step_critic_loss_is_td_loss_on_the_batch():
 
 
 def adam_first_step(w, g, optimizer):
-    """Keras 3 Adam's first update of a fresh optimizer, in numpy float64.
-
-    Mirrors keras.optimizers.Adam.update_step, including two float32 roundings it does on
-    float64 variables: the learning rate is a float32 variable, and ``ops.cast(beta, float64)``
-    of a Python float goes through float32, so alpha uses float32-rounded betas (a relative
-    6.7e-6 effect on the step, far above float64 noise).
-    """
-    lr = float(np.asarray(optimizer.learning_rate))  # stored as a float32 variable
-    b1, b2, eps = optimizer.beta_1, optimizer.beta_2, optimizer.epsilon
-    b1_32, b2_32 = float(np.float32(b1)), float(np.float32(b2))
+    """The first Adam update of a fresh ``ddpg_tf.optim.Adam``, in numpy float64:
+    m = (1 - b1) g, v = (1 - b2) g^2, w - lr sqrt(1 - b2) / (1 - b1) * m / (sqrt(v) + eps)."""
+    lr, b1, b2, eps = optimizer.learning_rate, optimizer.beta_1, optimizer.beta_2, optimizer.epsilon
     m = g * (1 - b1)
     v = np.square(g) * (1 - b2)
-    alpha = lr * np.sqrt(1 - b2_32) / (1 - b1_32)
+    alpha = lr * np.sqrt(1 - b2) / (1 - b1)
     return w - m * alpha / (np.sqrt(v) + eps)
 
 

@@ -116,8 +116,16 @@ def seed_everything(config: Config) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def train(config: Config, given: set[str] | frozenset[str] = frozenset()) -> TrainResult:
-    """Train DDPG as configured; see :class:`ddpg_tf.config.Config` for every option."""
+LogHook = Callable[[int, dict[str, float]], None]
+"""``hook(step, values)``, called every ``log_every`` steps with ``steps_per_second``."""
+
+
+def train(config: Config, given: set[str] | frozenset[str] = frozenset(),
+          on_log: LogHook | None = None) -> TrainResult:
+    """Train DDPG as configured; see :class:`ddpg_tf.config.Config` for every option.
+
+    ``given`` names the fields set explicitly on the command line (they may override a
+    resumed run's saved config); ``on_log`` is called at every logging step (benchmarks)."""
     config, run_dir = resolve_run(config, set(given))
     try:
         env = make_env(config.env_id)
@@ -125,13 +133,14 @@ def train(config: Config, given: set[str] | frozenset[str] = frozenset()) -> Tra
     except EnvError as exc:
         raise UsageError(str(exc)) from None
     try:
-        return _train(config, run_dir, env, eval_env)
+        return _train(config, run_dir, env, eval_env, on_log)
     finally:
         env.close()
         eval_env.close()
 
 
-def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env) -> TrainResult:
+def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
+           on_log: LogHook | None) -> TrainResult:
     seed_everything(config)
     obs_dim, low, high = space_dims(env)
     agent = DDPGAgent(config, obs_dim, low, high)
@@ -235,6 +244,8 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env) -> Tr
             sps = (step - window_step) / max(now - window_start, 1e-9)
             window_start, window_step = now, step
             logger.scalars({"perf/steps_per_second": sps}, step)
+            if on_log is not None:
+                on_log(step, {"steps_per_second": sps})
             if metrics is not None:
                 logger.metrics(metrics, step)
                 logger.histograms({"hist/env_actions": np.asarray(action)}, step)

@@ -69,6 +69,12 @@ TOL_FLOAT32_REL = 1e-5
 TINY = float(np.finfo(np.float32).tiny)
 
 DEFAULT_ENV = "Pendulum-v1"
+MEMORY_NOTES = {
+    "tf-allocator": "tensor bytes from TensorFlow's CPU allocator statistics; buffers under 256 KiB "
+                    "are not counted",
+    "clear_refs": "resident memory, VmHWM after clear_refs",
+    "sampling": "resident memory sampled every 1 ms",
+}
 DEFAULT_HIDDEN = (256, 256)
 
 GradientFn = Callable[["keras.Model", "keras.Model", "tf.Tensor"], list["tf.Tensor"]]
@@ -211,19 +217,46 @@ def _can_reset_peak() -> bool:
     return _status_kib("VmHWM") is not None
 
 
-class PeakMemory:
-    """Peak resident memory of a block of code, in MiB above the resident memory before it.
+def _tf_allocator_stats() -> bool:
+    from ddpg_tf._quiet import tf
 
-    Method ``clear_refs`` (Linux >= 4.0): writing 5 to /proc/self/clear_refs resets the
-    high-water mark VmHWM to the current RSS; VmHWM read after the block is its peak.
-    Method ``sampling`` (fallback where clear_refs cannot be written, e.g. some sandboxes):
-    a thread reads VmRSS every millisecond; peaks shorter than that can be missed, and the
-    thread costs some CPU time. Method ``unavailable`` (no /proc): peaks are reported as None.
-    Before each block the garbage collector runs and glibc's free heap is trimmed.
+    try:
+        tf.config.experimental.reset_memory_stats("CPU:0")
+        tf.config.experimental.get_memory_info("CPU:0")
+    except (ValueError, RuntimeError, tf.errors.OpError):
+        return False
+    return True
+
+
+class PeakMemory:
+    """Peak memory of a block of code, in MiB above the memory in use before it.
+
+    Methods, the first available is used:
+
+    ``tf-allocator``
+        TensorFlow's own CPU allocator statistics (``tf.config.experimental.get_memory_info``
+        after ``reset_memory_stats``): peak bytes held by tensors during the block, minus the
+        bytes held before it. Available when TensorFlow pools CPU memory in its BFC allocator,
+        which is the default on x86 builds with oneDNN. Resident memory cannot be used then:
+        the pool keeps freed memory, so a call's tensors reuse pages that are already resident.
+        Measured limit (TF 2.21): buffers smaller than 256 KiB come from a separate small-object
+        pool these statistics omit, so small networks can show 0.00 MiB.
+    ``clear_refs``
+        Linux resident memory (e.g. with ``TF_ENABLE_ONEDNN_OPTS=0``, where TensorFlow
+        allocates with malloc): writing 5 to /proc/self/clear_refs resets the high-water mark
+        VmHWM to the current RSS, after glibc's free heap has been returned to the OS with
+        ``malloc_trim``; VmHWM read after the block is its peak. Includes non-tensor memory.
+    ``sampling``
+        Where clear_refs cannot be written: a thread reads VmRSS every millisecond (can miss
+        shorter peaks, and costs some CPU time).
+    ``unavailable``
+        Peaks are reported as None.
     """
 
     def __init__(self) -> None:
-        if _can_reset_peak():
+        if _tf_allocator_stats():
+            self.method = "tf-allocator"
+        elif _can_reset_peak():
             self.method = "clear_refs"
         elif _status_kib("VmRSS") is not None:
             self.method = "sampling"
@@ -236,8 +269,14 @@ class PeakMemory:
 
     def start(self) -> None:
         gc.collect()
+        if self.method == "tf-allocator":
+            from ddpg_tf._quiet import tf
+
+            tf.config.experimental.reset_memory_stats("CPU:0")
+            self._base = tf.config.experimental.get_memory_info("CPU:0")["current"]
+            return
         _malloc_trim()
-        self._base = _status_kib("VmRSS") or 0
+        self._base = 1024 * (_status_kib("VmRSS") or 0)
         if self.method == "clear_refs":
             with open("/proc/self/clear_refs", "w") as fh:
                 fh.write("5")
@@ -249,19 +288,24 @@ class PeakMemory:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self._sampled = max(self._sampled, _status_kib("VmRSS") or 0)
+            self._sampled = max(self._sampled, 1024 * (_status_kib("VmRSS") or 0))
             time.sleep(0.001)
 
     def stop(self) -> float | None:
-        if self.method == "clear_refs":
-            peak = _status_kib("VmHWM") or 0
+        """Peak increase in MiB since :meth:`start` (None if memory cannot be measured)."""
+        if self.method == "tf-allocator":
+            from ddpg_tf._quiet import tf
+
+            peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
+        elif self.method == "clear_refs":
+            peak = 1024 * (_status_kib("VmHWM") or 0)
         elif self.method == "sampling" and self._thread is not None:
             self._stop.set()
             self._thread.join()
-            peak = max(self._sampled, _status_kib("VmRSS") or 0)
+            peak = max(self._sampled, 1024 * (_status_kib("VmRSS") or 0))
         else:
             return None
-        return max(peak - self._base, 0) / 1024.0
+        return max(peak - self._base, 0) / 2.0**20
 
 
 # --- networks and observations -------------------------------------------------------------
@@ -355,7 +399,7 @@ def load_checkpoint_networks(run_dir: str | Path) -> tuple[NetSpec, str, Any, ke
     try:
         Checkpointer(run_dir, agent.trackables(), 1).restore_latest()
     except CheckpointError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(f"--checkpoint {run_dir}: {exc}") from None
     spec = NetSpec(obs_dim, tuple(float(x) for x in low), tuple(float(x) for x in high),
                    tuple(config.actor_hidden), tuple(config.critic_hidden), config.critic_action_layer,
                    config.actor_output, config.layer_norm)
@@ -363,6 +407,13 @@ def load_checkpoint_networks(run_dir: str | Path) -> tuple[NetSpec, str, Any, ke
 
 
 # --- the check ------------------------------------------------------------------------------
+def latest_checkpoint(run_dir: Path) -> str | None:
+    """Path prefix of the newest checkpoint of a run directory (what ``--checkpoint`` loads)."""
+    from ddpg_tf._quiet import tf
+
+    return tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+
+
 def _check_positive(name: str, value: int) -> None:
     if value < 1:
         raise UsageError(f"{name} must be a positive integer, got {value}")
@@ -407,7 +458,7 @@ def run_gradcheck(*, env_id: str | None = None, obs_dim: int | None = None, acti
     Returns one dict per (dtype, way), ``direct`` first within each dtype, with the keys
     ``way, dtype, max_abs_diff, max_rel_diff, cosine, bit_identical, ok, ms_per_call,
     peak_mib, grad_norm, params, jacobian_numbers, batch_size, obs_dim, action_dim,
-    observations, memory_method``. ``ok`` applies the tolerance of the dtype. Raises
+    observations, networks, net, memory_method``. ``ok`` applies the tolerance of the dtype. Raises
     :class:`ddpg_tf.cli.UsageError` for unusable settings.
     """
     sources = [x for x in (env_id is not None, obs_dim is not None or action_dim is not None,
@@ -436,9 +487,8 @@ def run_gradcheck(*, env_id: str | None = None, obs_dim: int | None = None, acti
         _check_positive("--obs-dim", obs_dim)
         _check_positive("--action-dim", action_dim)
 
-    from ddpg_tf._quiet import tf
-
-    # Networks (source weights) and the batch of observations, in float64.
+    # Networks (source weights) and the batch of observations, in float64. An unusable
+    # environment is reported before TensorFlow is imported.
     source: tuple[keras.Model, keras.Model] | None = None
     if checkpoint is not None:
         spec, source_dtype, env, actor0, critic0 = load_checkpoint_networks(checkpoint)
@@ -446,6 +496,8 @@ def run_gradcheck(*, env_id: str | None = None, obs_dim: int | None = None, acti
         obs64 = env_observations(env, batch_size, seed)
         env.close()
         obs_source = f"{batch_size} states visited by uniform random actions in {env.spec.id} (seed {seed})"
+        latest = Path(str(latest_checkpoint(Path(checkpoint))))
+        nets_source = f"{source_dtype} weights of {latest} (cast for other dtypes)"
     elif env_id is not None:
         from ddpg_tf.envs import space_dims
 
@@ -464,8 +516,12 @@ def run_gradcheck(*, env_id: str | None = None, obs_dim: int | None = None, acti
         obs64 = np.random.default_rng(seed).standard_normal((batch_size, obs_dim))
         source_dtype = "float32"
         obs_source = f"{batch_size} standard normal observations (seed {seed})"
+    from ddpg_tf._quiet import tf
+
     if source is None:  # fresh networks, initialised in float32 as in training
         source = spec.build(source_dtype, seed)
+        nets_source = (f"fresh initialisation as in training (actor seed {seed}, critic seed {seed + 5000}), "
+                       "float32 weights cast for float64")
 
     memory = PeakMemory() if measure else None
     results: list[dict[str, Any]] = []
@@ -495,7 +551,7 @@ def run_gradcheck(*, env_id: str | None = None, obs_dim: int | None = None, acti
                                                  for g in grads))),
                 "params": params, "jacobian_numbers": batch_size * spec.action_dim * params,
                 "batch_size": batch_size, "obs_dim": spec.obs_dim, "action_dim": spec.action_dim,
-                "observations": obs_source,
+                "observations": obs_source, "networks": nets_source,
                 "memory_method": memory.method if memory is not None else "not measured",
                 "net": asdict(spec),
             })
@@ -514,6 +570,7 @@ def format_table(results: Sequence[dict[str, Any]], repeats: int | None = None) 
         f"actor {','.join(map(str, net['actor_hidden']))} ({first['params']:,} weights), "
         f"critic {','.join(map(str, net['critic_hidden']))} (action at layer {net['critic_action_layer']}); "
         f"batch {first['batch_size']}",
+        f"networks: {first['networks']}",
         f"observations: {first['observations']}",
         f"tolerances: float64 max abs diff < {TOL_FLOAT64_ABS:g}; float32 max rel diff < {TOL_FLOAT32_REL:g} "
         "(rel = max over weight tensors of max|g - d| / max|d|, d = direct)",
@@ -522,15 +579,15 @@ def format_table(results: Sequence[dict[str, Any]], repeats: int | None = None) 
     ]
     if first["ms_per_call"] is not None:
         lines.append(f"ms/call: median of {repeats if repeats else '?'} calls of each tf.function after "
-                     f"a warm-up call; peak MiB: peak RSS increase during those calls "
-                     f"({first['memory_method']})")
+                     f"a warm-up call; peak MiB: peak memory increase during those calls "
+                     f"({MEMORY_NOTES.get(first['memory_method'], first['memory_method'])})")
     lines.append("")
     header = (f"{'way':<11} {'dtype':<8} {'max abs diff':>12} {'max rel diff':>12} {'cosine':>16} "
-              f"{'ms/call':>9} {'peak MiB':>9} {'bitwise':>8}  {'ok':<4}")
+              f"{'ms/call':>9} {'peak MiB':>9} {'bitwise':>8}  ok")
     lines += [header, "-" * len(header)]
     for r in results:
         ms = "" if r["ms_per_call"] is None else f"{r['ms_per_call']:.2f}"
-        mib = "" if r["peak_mib"] is None else f"{r['peak_mib']:.1f}"
+        mib = "" if r["peak_mib"] is None else f"{r['peak_mib']:.2f}"
         if r["way"] == "direct":
             diffs = f"{'(reference)':>12} {'':>12} {'':>16}"
             bitwise, ok = "", ""
@@ -538,7 +595,7 @@ def format_table(results: Sequence[dict[str, Any]], repeats: int | None = None) 
             diffs = f"{r['max_abs_diff']:>12.3e} {r['max_rel_diff']:>12.3e} {r['cosine']:>16.13f}"
             bitwise = "same" if r["bit_identical"] else "differ"
             ok = "ok" if r["ok"] else "FAIL"
-        lines.append(f"{r['way']:<11} {r['dtype']:<8} {diffs} {ms:>9} {mib:>9} {bitwise:>8}  {ok:<4}")
+        lines.append(f"{r['way']:<11} {r['dtype']:<8} {diffs} {ms:>9} {mib:>9} {bitwise:>8}  {ok}".rstrip())
     bad = [f"{r['way']} ({r['dtype']})" for r in results if not r["ok"]]
     lines.append("")
     lines.append("all ways agree with direct within tolerance" if not bad
@@ -614,6 +671,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_path = Path(args.json) if args.json else None
     if json_path is not None and not json_path.parent.is_dir():
         fail(f"--json {json_path}: directory {json_path.parent} does not exist")
+    if json_path is not None and json_path.is_dir():
+        fail(f"--json {json_path} is a directory; give a file name")
     dtypes = DTYPES if args.dtype == "both" else (args.dtype,)
     settings = dict(
         env_id=env_id, obs_dim=args.obs_dim, action_dim=args.action_dim, checkpoint=args.checkpoint,

@@ -22,3 +22,16 @@ def test_pendulum_preset_learns(tmp_path, style):
     step, mean, std = result.evaluations[-1]
     assert step == 10_000
     assert mean >= -400.0, f"{style}: eval mean {mean:.1f} ± {std:.1f} at 10k steps"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("style", ["direct", "chain-rule", "dpg-surrogate"])
+def test_pendulum_preset_reaches_minus_200_on_most_seeds(tmp_path, style):
+    """The preset's own aim: eval mean >= -200 at 10k steps on most seeds (3 of 3 measured)."""
+    means = []
+    for seed in (1, 2, 3):
+        config = PRESETS["pendulum"].replace(
+            actor_update=style, seed=seed, logdir=str(tmp_path), progress=False, export=False,
+            eval_every=10_000, eval_episodes=10, checkpoint_every=0, run_name=f"s{seed}").validate()
+        means.append(train(config).evaluations[-1][1])
+    assert sum(m >= -200.0 for m in means) >= 2, means

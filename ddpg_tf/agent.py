@@ -83,16 +83,28 @@ class DDPGAgent:
         act = tf.TensorSpec((None, self.action_dim), self.dtype)
         col = tf.TensorSpec((None, 1), self.dtype)
         one = tf.TensorSpec((self.obs_dim,), self.dtype)
-        if config.eager:
-            self._train = self._train_step
-            self._diagnose = self._diagnostics
-            self._act_explore = lambda o: self._act(o, True)
-            self._act_greedy = lambda o: self._act(o, False)
-        else:
-            self._train = tf.function(self._train_step, input_signature=[obs, act, col, obs, col])
-            self._diagnose = tf.function(self._diagnostics, input_signature=[obs])
-            self._act_explore = tf.function(lambda o: self._act(o, True), input_signature=[one])
-            self._act_greedy = tf.function(lambda o: self._act(o, False), input_signature=[one])
+        batch_spec = [obs, act, col, obs, col]
+        self._train = self._compiled(self._train_step, batch_spec)
+        self._train_act = self._compiled(self._train_step_and_act, [*batch_spec, one])
+        self._diagnose = self._compiled(self._diagnostics, [obs])
+        self._act_explore = self._compiled(lambda o: self._act(o, True), [one])
+        self._act_greedy = self._compiled(lambda o: self._act(o, False), [one])
+
+    def _compiled(self, fn: Any, signature: list[tf.TensorSpec]) -> Any:
+        """``fn`` as a concrete ``tf.function`` (XLA with ``jit_compile``), traced on first use;
+        ``fn`` itself when ``eager``. Calling the concrete function directly skips the
+        signature matching of a ``tf.function`` call (about 0.15 ms per call on CPU)."""
+        if self.config.eager:
+            return lambda *args: fn(*(tf.convert_to_tensor(a) for a in args))
+        compiled = tf.function(fn, input_signature=signature, jit_compile=self.config.jit_compile or None)
+        concrete: list[Any] = []
+
+        def call(*args: Any) -> Any:
+            if not concrete:
+                concrete.append(compiled.get_concrete_function())
+            return concrete[0](*args)
+
+        return call
 
     # --- the compiled step -----------------------------------------------------------
     def _train_step(self, observations: tf.Tensor, actions: tf.Tensor, rewards: tf.Tensor,
@@ -167,6 +179,14 @@ class DDPGAgent:
             "diag/policy_action_abs_max": tf.reduce_max(tf.abs(a)),
         }
 
+    def _train_step_and_act(self, observations: tf.Tensor, actions: tf.Tensor, rewards: tf.Tensor,
+                            next_observations: tf.Tensor, terminated: tf.Tensor,
+                            observation: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """One update, then the exploring action for ``observation`` from the updated actor:
+        the same ops, in the same order, as ``train_step`` followed by ``act``, in one call."""
+        metrics = self._train_step(observations, actions, rewards, next_observations, terminated)
+        return self._act(observation, True), metrics
+
     def _act(self, observation: tf.Tensor, explore: bool) -> tf.Tensor:
         action = self.actor(observation[None], training=False)[0]
         if explore:
@@ -178,6 +198,14 @@ class DDPGAgent:
         """One critic, actor and target update on ``batch``; returns metric tensors."""
         return self._train(batch.observations, batch.actions, batch.rewards,
                            batch.next_observations, batch.terminated)
+
+    def train_step_and_act(self, batch: Batch,
+                           observation: np.ndarray) -> tuple[np.ndarray, dict[str, tf.Tensor]]:
+        """``train_step(batch)`` then ``act(observation, explore=True)``, as one compiled call."""
+        action, metrics = self._train_act(batch.observations, batch.actions, batch.rewards,
+                                          batch.next_observations, batch.terminated,
+                                          np.asarray(observation, dtype=self.dtype))
+        return action.numpy(), metrics
 
     def diagnostics(self, batch: Batch) -> dict[str, tf.Tensor]:
         """Live gradient diagnostics on ``batch`` (see :meth:`_diagnostics`)."""

@@ -137,6 +137,11 @@ class Config:
     # --- execution ---------------------------------------------------------------
     eager: bool = False
     """Run the train and act steps eagerly instead of as compiled tf.functions (debugging)."""
+    fuse_act: bool = True
+    """Run each update and the next action selection as one compiled call (same numbers,
+    one call fewer per step)."""
+    jit_compile: bool = False
+    """Compile the train and act steps with XLA (`tf.function(jit_compile=True)`)."""
     deterministic: bool = False
     """Enable TensorFlow op determinism (bit-identical reruns; may be slower)."""
     progress: bool = True
@@ -253,5 +258,5 @@ DEFAULT_PRESET = "pendulum"
 RESUMABLE_FIELDS = frozenset({
     "total_steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
     "keep_checkpoints", "export", "save_buffer", "eager", "progress", "resume", "logdir", "run_name",
-    "diag_every",
+    "diag_every", "fuse_act", "jit_compile",
 })

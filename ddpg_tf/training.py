@@ -191,13 +191,16 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
     metrics: dict[str, Any] | None = None
     skipped_nonfinite = 0
     batch: Batch | None = None
+    next_action: np.ndarray | None = None  # chosen by a fused update-and-act call
     while step < config.total_steps:
         if obs is None:
             obs, _ = env.reset(seed=first_reset_seed)
             first_reset_seed = None
             agent.reset_noise()
             episode_return, episode_length = 0.0, 0
-        if step < config.learning_starts:
+        if next_action is not None:
+            action, next_action = next_action, None
+        elif step < config.learning_starts:
             action = env.action_space.sample()
         else:
             action = agent.act(obs, explore=True)
@@ -225,13 +228,18 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
                             "train/episode_length": episode_length}, step)
             obs = None
 
-        if step > config.learning_starts and len(buffer) >= config.batch_size:
-            for _ in range(config.gradient_steps):
-                batch = buffer.sample(config.batch_size)
-                metrics = agent.train_step(batch)
-
         final = final_step(step)
         due_checkpoint = bool(config.checkpoint_every and step % config.checkpoint_every == 0) or final
+        if step > config.learning_starts and len(buffer) >= config.batch_size:
+            # Fuse the last update with the next action when nothing (episode end, checkpoint)
+            # comes between them; the numbers are those of train_step followed by act.
+            fuse = config.fuse_act and obs is not None and not due_checkpoint
+            for i in range(config.gradient_steps):
+                batch = buffer.sample(config.batch_size)
+                if fuse and i == config.gradient_steps - 1:
+                    next_action, metrics = agent.train_step_and_act(batch, obs)
+                else:
+                    metrics = agent.train_step(batch)
         if step % config.log_every == 0 or due_checkpoint:
             _check_updates_finite(agent, step, ckpt.latest)
 

@@ -90,16 +90,19 @@ def test_nonfinite_update_is_skipped_and_counted():
 
 
 def test_nonfinite_update_stops_training_and_keeps_checkpoint(tmp_path, monkeypatch):
-    original = DDPGAgent.train_step
+    from ddpg_tf.replay_buffer import ReplayBuffer
+
+    original = ReplayBuffer.sample
     calls = {"n": 0}
 
-    def poisoned(self, batch):
+    def poisoned(self, batch_size):
+        batch = original(self, batch_size)
         calls["n"] += 1
         if calls["n"] == 150:  # the update at env step 250
             batch = batch._replace(rewards=np.full_like(batch.rewards, np.inf))
-        return original(self, batch)
+        return batch
 
-    monkeypatch.setattr(DDPGAgent, "train_step", poisoned)
+    monkeypatch.setattr(ReplayBuffer, "sample", poisoned)
     with pytest.raises(TrainingError, match="NaN/Inf in an update before step 300.*ckpt-200 is kept"):
         train(tiny(tmp_path, "Pendulum-v1"))
     ckdir = tmp_path / "r" / "checkpoints"

@@ -15,7 +15,7 @@ def test_ruff_clean():
     ruff = shutil.which("ruff")
     if ruff is None:
         pytest.fail("ruff is not installed; it is part of the test extra: pip install -e '.[test]'")
-    proc = subprocess.run([ruff, "check", "ddpg_tf", "tests", "train.py"], cwd=ROOT,
+    proc = subprocess.run([ruff, "check", "ddpg_tf", "tests", "benchmarks", "train.py"], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

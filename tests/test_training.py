@@ -194,3 +194,38 @@ def test_checkpoint_mid_episode_cuts_the_episode(tmp_path):
     with np.load(tmp_path / "cut" / "checkpoints" / "buffer-500.npz") as data:
         assert np.flatnonzero(data["truncated"][:, 0]).tolist() == [199, 299, 499]
         assert not data["terminated"].any()
+
+
+def test_fused_loop_gives_the_same_run(tmp_path, uninterrupted):
+    """The fused update-and-act call computes exactly the numbers of train_step then act."""
+    other = train(small_config(tmp_path, "unfused", checkpoint_every=400, fuse_act=False))
+    assert other.episode_returns == uninterrupted.episode_returns
+    assert_same_weights(weights(other), weights(uninterrupted))
+
+
+@pytest.mark.parametrize("dtype,rtol", [("float64", 1e-12), ("float32", 1e-5)])
+def test_compiled_xla_and_eager_train_steps_agree(dtype, rtol):
+    """Three updates from identical weights on identical batches: the tf.function, XLA and
+    eager steps agree to the stated relative tolerance (they may round differently)."""
+    from ddpg_tf.agent import DDPGAgent
+    from ddpg_tf.replay_buffer import Batch
+
+    rng = np.random.default_rng(0)
+    batches = [Batch(rng.normal(size=(32, 3)).astype(dtype), rng.uniform(-2, 2, (32, 1)).astype(dtype),
+                     rng.normal(size=(32, 1)).astype(dtype), rng.normal(size=(32, 3)).astype(dtype),
+                     (rng.random((32, 1)) < 0.1).astype(dtype), np.zeros((32, 1), dtype))
+               for _ in range(3)]
+    results = {}
+    for mode, overrides in {"compiled": {}, "xla": {"jit_compile": True}, "eager": {"eager": True}}.items():
+        cfg = Config(dtype=dtype, actor_hidden=(32, 32), critic_hidden=(32, 32), batch_size=32,
+                     buffer_size=64, **overrides).validate()
+        agent = DDPGAgent(cfg, 3, np.array([-2.0]), np.array([2.0]))
+        losses_seen = [float(agent.train_step(b)["loss/critic"]) for b in batches]
+        results[mode] = (losses_seen, [w for m in (agent.actor, agent.critic, agent.actor_target,
+                                                   agent.critic_target) for w in m.get_weights()])
+    ref_losses, ref_weights = results["compiled"]
+    for mode in ("xla", "eager"):
+        got_losses, got_weights = results[mode]
+        np.testing.assert_allclose(got_losses, ref_losses, rtol=rtol)
+        for x, y in zip(got_weights, ref_weights, strict=True):
+            np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * 1e-2)

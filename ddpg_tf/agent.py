@@ -29,7 +29,7 @@ from ddpg_tf.config import Config
 from ddpg_tf.networks import build_actor, build_critic, copy_weights
 from ddpg_tf.noise import ActionNoise, make_noise
 from ddpg_tf.optim import Adam
-from ddpg_tf.replay_buffer import Batch
+from ddpg_tf.replay_buffer import Batch, ReplayBuffer
 
 
 class DDPGAgent:
@@ -193,6 +193,67 @@ class DDPGAgent:
             action = action + self.noise.sample()
         return tf.clip_by_value(action, self._low, self._high)
 
+    # --- steps fused with replay storage (one compiled call per environment step) -------
+    def bind_replay(self, buffer: ReplayBuffer) -> None:
+        """Compile the per-step calls of the training loop against ``buffer``'s variables:
+        ``store``, ``store_and_train`` and ``store_train_and_act`` each take the newest packed
+        transition (one host-to-tensor copy per step) and do the rest in-graph."""
+        self.replay = buffer
+        self._diag_generator = tf.random.Generator.from_seed(self.config.seed + 9000)
+        row = [tf.TensorSpec((buffer.width,), buffer.storage.dtype)]
+        self._store = self._compiled(buffer.add_row, row)
+        self._train_replay = self._compiled(self._replay_updates, [])
+        self._store_train = self._compiled(self._store_and_train, row)
+        self._store_train_act = self._compiled(self._store_train_and_act, row)
+        self._diagnose_replay = self._compiled(self._diagnostics_on_replay, [])
+
+    def _replay_updates(self) -> dict[str, tf.Tensor]:
+        metrics: dict[str, tf.Tensor] = {}
+        for _ in range(self.config.gradient_steps):
+            b = self.replay.unpack(self.replay.sample_rows(self.config.batch_size))
+            metrics = self._train_step(b.observations, b.actions, b.rewards, b.next_observations,
+                                       b.terminated)
+        return metrics
+
+    def _store_and_train(self, row: tf.Tensor) -> dict[str, tf.Tensor]:
+        self.replay.add_row(row)
+        return self._replay_updates()
+
+    def _store_train_and_act(self, row: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        self.replay.add_row(row)
+        metrics = self._replay_updates()
+        a, b = self.replay.columns["next_observations"]
+        return self._act(row[a:b], True), metrics
+
+    def _diagnostics_on_replay(self) -> dict[str, tf.Tensor]:
+        # A generator of its own, so diagnostics never shift the training batches' stream.
+        size = self.replay._size
+        idx = self._diag_generator.uniform([self.config.batch_size], 0, size, dtype=tf.int64)
+        rows = tf.gather(self.replay.storage, idx)
+        return self._diagnostics(self.replay.unpack(rows).observations)
+
+    def store(self, row: np.ndarray) -> None:
+        """Append a packed transition (``ReplayBuffer.pack``) without training."""
+        self._store(row)
+
+    def train_on_replay(self) -> dict[str, tf.Tensor]:
+        """``gradient_steps`` updates on batches from the bound replay buffer."""
+        return self._train_replay()
+
+    def store_and_train(self, row: np.ndarray) -> dict[str, tf.Tensor]:
+        """Append a packed transition, then ``gradient_steps`` updates on replayed batches."""
+        return self._store_train(row)
+
+    def store_train_and_act(self, row: np.ndarray) -> tuple[np.ndarray, dict[str, tf.Tensor]]:
+        """:meth:`store_and_train`, then the exploring action for the row's next observation
+        from the updated actor: the per-step work of training in one compiled call."""
+        action, metrics = self._store_train_act(row)
+        return action.numpy(), metrics
+
+    def replay_diagnostics(self) -> dict[str, tf.Tensor]:
+        """Live gradient diagnostics on a batch drawn from the bound replay buffer."""
+        return self._diagnose_replay()
+
     # --- public API ------------------------------------------------------------------
     def train_step(self, batch: Batch) -> dict[str, tf.Tensor]:
         """One critic, actor and target update on ``batch``; returns metric tensors."""
@@ -227,6 +288,9 @@ class DDPGAgent:
             "actor_target": self.actor_target, "critic_target": self.critic_target,
             "actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer,
             "noise": self.noise, "updates": self.updates,
+            # The replay buffer itself (rows, position, sampling RNG) is saved beside the
+            # checkpoint, compressed; see ReplayBuffer.save.
+            **({"diag_generator": self._diag_generator} if hasattr(self, "replay") else {}),
         }
 
 

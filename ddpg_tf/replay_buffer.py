@@ -1,16 +1,29 @@
-"""Fixed-capacity ring replay buffer with seeded uniform sampling.
+"""Fixed-capacity ring replay buffer held in a TensorFlow variable, sampled in-graph.
+
+Each transition is one row of a ``(capacity, width)`` variable, columns laid out as
+``[observation | action | reward | next_observation | terminated | truncated]``. Keeping the
+rows in a variable lets the agent's compiled step store the newest transition, draw a batch
+with a ``tf.random.Generator`` and update, all in one call, with no per-step NumPy gather and
+no host-to-tensor copies of the batch (see ``DDPGAgent.bind_replay``). The memory cost is
+the raw size of the rows: ``capacity * width * 4`` bytes in float32.
 
 ``terminated`` and ``truncated`` are stored separately (as in Gymnasium's step API). The TD
 target masks only ``terminated``; a transition cut by a time limit keeps its true next
 observation and is bootstrapped from it, never treated as terminal.
+
+The eager methods (``add``, ``sample``, the column properties) serve tests, benchmarks and
+debugging; training uses the in-graph ``add_row`` / ``sample_rows``.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from ddpg_tf._quiet import tf
 
 
 class Batch(NamedTuple):
@@ -24,90 +37,135 @@ class Batch(NamedTuple):
     truncated: np.ndarray
 
 
-class ReplayBuffer:
+class ReplayBuffer(tf.Module):
     """Ring buffer of ``capacity`` transitions; the oldest is overwritten first."""
+
+    _FIELDS = ("observations", "actions", "rewards", "next_observations", "terminated", "truncated")
 
     def __init__(self, capacity: int, obs_dim: int, action_dim: int, *, seed: int = 0,
                  dtype: str = "float32") -> None:
+        super().__init__(name="replay_buffer")
         self.capacity = int(capacity)
+        self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
         self.dtype = np.dtype(dtype)
-        self.observations = np.zeros((capacity, obs_dim), self.dtype)
-        self.actions = np.zeros((capacity, action_dim), self.dtype)
-        self.rewards = np.zeros((capacity, 1), self.dtype)
-        self.next_observations = np.zeros((capacity, obs_dim), self.dtype)
-        self.terminated = np.zeros((capacity, 1), self.dtype)
-        self.truncated = np.zeros((capacity, 1), self.dtype)
-        self.position = 0  # next slot to write
-        self.size = 0
-        self.rng = np.random.default_rng(seed)
+        widths = (obs_dim, action_dim, 1, obs_dim, 1, 1)
+        edges = np.concatenate([[0], np.cumsum(widths)]).tolist()
+        self.columns = {f: (edges[i], edges[i + 1]) for i, f in enumerate(self._FIELDS)}
+        self.width = int(edges[-1])
+        self.storage = tf.Variable(tf.zeros((self.capacity, self.width), self.dtype), trainable=False,
+                                   name="storage")
+        self._position = tf.Variable(0, dtype=tf.int64, trainable=False, name="position")
+        self._size = tf.Variable(0, dtype=tf.int64, trainable=False, name="size")
+        self.generator = tf.random.Generator.from_seed(seed)
+        self._add = tf.function(self.add_row, input_signature=[tf.TensorSpec((self.width,), self.dtype)])
+        self._sample = tf.function(self.sample_rows, input_signature=[tf.TensorSpec((), tf.int32)])
 
+    # --- in-graph operations (called inside the agent's compiled step) ------------------
+    def add_row(self, row: tf.Tensor) -> None:
+        """Write one packed transition at the ring position and advance it."""
+        self.storage.scatter_nd_update(tf.reshape(self._position, (1, 1)), row[None])
+        self._position.assign((self._position + 1) % self.capacity)
+        self._size.assign(tf.minimum(self._size + 1, self.capacity))
+
+    def sample_rows(self, batch_size: int | tf.Tensor) -> tf.Tensor:
+        """``batch_size`` stored rows drawn uniformly with replacement, shape (B, width)."""
+        idx = self.generator.uniform([batch_size], minval=0, maxval=self._size, dtype=tf.int64)
+        return tf.gather(self.storage, idx)
+
+    def unpack(self, rows: tf.Tensor) -> Batch:
+        """Split packed rows into a :class:`Batch` of column slices (tensors)."""
+        return Batch(*(rows[:, a:b] for a, b in self.columns.values()))
+
+    def pack(self, observation: np.ndarray, action: np.ndarray, reward: float,
+             next_observation: np.ndarray, terminated: bool, truncated: bool) -> np.ndarray:
+        """One transition as a packed row (NumPy, in the buffer's dtype)."""
+        row = np.empty(self.width, self.dtype)
+        c = self.columns
+        row[c["observations"][0]:c["observations"][1]] = observation
+        row[c["actions"][0]:c["actions"][1]] = action
+        row[c["rewards"][0]] = reward
+        row[c["next_observations"][0]:c["next_observations"][1]] = next_observation
+        row[c["terminated"][0]] = terminated
+        row[c["truncated"][0]] = truncated
+        return row
+
+    # --- eager API ---------------------------------------------------------------------
     def __len__(self) -> int:
-        return self.size
+        return int(self._size.numpy())
+
+    @property
+    def size(self) -> int:
+        return len(self)
+
+    @property
+    def position(self) -> int:
+        """Next slot to write."""
+        return int(self._position.numpy())
 
     def add(self, observation: np.ndarray, action: np.ndarray, reward: float,
             next_observation: np.ndarray, terminated: bool, truncated: bool) -> None:
         """Store one transition. ``next_observation`` must be the observation the step
         returned (for a truncated episode: the final observation, not the reset one)."""
-        i = self.position
-        self.observations[i] = observation
-        self.actions[i] = action
-        self.rewards[i, 0] = reward
-        self.next_observations[i] = next_observation
-        self.terminated[i, 0] = terminated
-        self.truncated[i, 0] = truncated
-        self.position = (i + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
+        self._add(self.pack(observation, action, reward, next_observation, terminated, truncated))
+
+    def sample(self, batch_size: int) -> Batch:
+        """Uniformly sample ``batch_size`` stored transitions (with replacement), as NumPy."""
+        if len(self) == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        rows = self._sample(tf.constant(batch_size, tf.int32)).numpy()
+        return Batch(*(rows[:, a:b] for a, b in self.columns.values()))
 
     def mark_truncated_last(self) -> None:
         """Flag the most recent transition as truncated (its episode was cut short)."""
-        if self.size:
-            self.truncated[(self.position - 1) % self.capacity, 0] = 1
+        if len(self):
+            col = self.columns["truncated"][0]
+            self.storage.scatter_nd_update([[(self.position - 1) % self.capacity, col]],
+                                           tf.ones([1], self.storage.dtype))
 
-    def sample(self, batch_size: int) -> Batch:
-        """Uniformly sample ``batch_size`` stored transitions (with replacement)."""
-        if self.size == 0:
-            raise ValueError("cannot sample from an empty replay buffer")
-        idx = self.rng.integers(0, self.size, size=batch_size)
-        return Batch(self.observations[idx], self.actions[idx], self.rewards[idx],
-                     self.next_observations[idx], self.terminated[idx], self.truncated[idx])
+    def __getattr__(self, name: str) -> np.ndarray:
+        # Column views for inspection: buffer.observations, buffer.rewards, ...
+        columns = self.__dict__.get("columns")
+        if columns is not None and name in columns:
+            a, b = columns[name]
+            return self.storage.numpy()[:, a:b]
+        raise AttributeError(name)
 
     # --- persistence -----------------------------------------------------------------
-    _FIELDS = ("observations", "actions", "rewards", "next_observations", "terminated", "truncated")
-
     def save(self, path: str | Path) -> None:
-        """Write the stored transitions, ring position and sampling RNG state to ``path``
+        """Write the stored rows, ring position and sampling RNG state to ``path``
         (compressed ``.npz``)."""
-        n = self.size
-        arrays = {f: getattr(self, f)[:n] for f in self._FIELDS}
-        meta = np.array([self.capacity, self.position, self.size], np.int64)
-        rng_state = np.frombuffer(_json_bytes(self.rng.bit_generator.state), np.uint8)
+        n = len(self)
+        meta = np.array([self.capacity, self.position, n, self.width, self.obs_dim, self.action_dim],
+                        np.int64)
+        rng = np.frombuffer(json.dumps(self.generator.state.numpy().tolist()).encode(), np.uint8)
         with open(path, "wb") as fh:
-            np.savez_compressed(fh, meta=meta, rng_state=rng_state, **arrays)
+            np.savez_compressed(fh, meta=meta, rng_state=rng, rows=self.storage.numpy()[:n])
 
     def load(self, path: str | Path) -> None:
-        """Restore what :meth:`save` wrote; shapes must match this buffer."""
+        """Restore what :meth:`save` wrote; capacity and row width must match this buffer."""
         with np.load(path) as data:
-            capacity, position, size = (int(v) for v in data["meta"])
+            capacity, position, size, width = (int(v) for v in data["meta"][:4])
             if capacity != self.capacity:
                 raise ValueError(f"saved buffer capacity {capacity} != {self.capacity}")
-            for f in self._FIELDS:
-                stored = data[f]
-                target = getattr(self, f)
-                if stored.shape[1:] != target.shape[1:]:
-                    raise ValueError(f"saved buffer field {f} has shape {stored.shape[1:]}, "
-                                     f"expected {target.shape[1:]}")
-                target[:size] = stored
-            self.position, self.size = position, size
-            self.rng.bit_generator.state = _json_load(bytes(data["rng_state"]))
+            if width != self.width:
+                raise ValueError(f"saved buffer rows have width {width}, expected {self.width} "
+                                 "(another environment?)")
+            rows = data["rows"]
+            state = np.array(json.loads(bytes(data["rng_state"]).decode()), np.int64)
+        storage = np.zeros((self.capacity, self.width), self.dtype)
+        storage[:size] = rows
+        self.storage.assign(storage)
+        self._position.assign(position)
+        self._size.assign(size)
+        self.generator.reset(state)
 
 
-def _json_bytes(obj: object) -> bytes:
-    import json
-
-    return json.dumps(obj, default=int).encode()
-
-
-def _json_load(raw: bytes) -> dict:
-    import json
-
-    return json.loads(raw.decode())
+def read_saved_transitions(path: str | Path) -> Batch:
+    """The transitions in a file written by :meth:`ReplayBuffer.save`, oldest slot first in
+    storage order (not time order once the ring has wrapped), as NumPy arrays."""
+    with np.load(path) as data:
+        obs_dim, action_dim = (int(v) for v in data["meta"][4:6])
+        rows = data["rows"]
+    widths = (obs_dim, action_dim, 1, obs_dim, 1, 1)
+    edges = np.concatenate([[0], np.cumsum(widths)])
+    return Batch(*(rows[:, edges[i]:edges[i + 1]] for i in range(6)))

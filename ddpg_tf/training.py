@@ -31,7 +31,7 @@ from ddpg_tf.checkpointing import Checkpointer, CheckpointError, atomic_write_te
 from ddpg_tf.cli import TrainingError, UsageError
 from ddpg_tf.config import RESUMABLE_FIELDS, Config, ConfigError
 from ddpg_tf.envs import EnvError, make_env, rng_state, set_rng_state, space_dims
-from ddpg_tf.replay_buffer import Batch, ReplayBuffer
+from ddpg_tf.replay_buffer import ReplayBuffer
 from ddpg_tf.summaries import SummaryLogger
 
 CONFIG_FILE = "config.json"
@@ -145,6 +145,7 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
     obs_dim, low, high = space_dims(env)
     agent = DDPGAgent(config, obs_dim, low, high)
     buffer = ReplayBuffer(config.buffer_size, obs_dim, len(low), seed=config.seed, dtype=config.dtype)
+    agent.bind_replay(buffer)
     ckpt = Checkpointer(run_dir, agent.trackables(), config.keep_checkpoints)
 
     env.action_space.seed(config.seed)
@@ -190,7 +191,7 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
     window_start, window_step = time.perf_counter(), step
     metrics: dict[str, Any] | None = None
     skipped_nonfinite = 0
-    batch: Batch | None = None
+    stored = len(buffer)  # transitions ever stored, mirrored here to avoid reading the variable
     next_action: np.ndarray | None = None  # chosen by a fused update-and-act call
     while step < config.total_steps:
         if obs is None:
@@ -209,9 +210,11 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
         if bad_field is not None and not config.skip_nonfinite:
             raise TrainingError(f"the environment returned a non-finite {bad_field} at step {step + 1}; "
                                 "fix the environment or pass --skip-nonfinite to drop such transitions")
+        row = None
         if bad_field is None:
             # next_obs is the true successor even when truncated (the reset comes next iteration).
-            buffer.add(obs, action, float(reward), next_obs, bool(terminated), bool(truncated))
+            row = buffer.pack(obs, action, float(reward), next_obs, bool(terminated), bool(truncated))
+            stored += 1
         else:
             skipped_nonfinite += 1
             logger.scalars({"data/nonfinite_skipped": skipped_nonfinite}, step + 1)
@@ -230,22 +233,24 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
 
         final = final_step(step)
         due_checkpoint = bool(config.checkpoint_every and step % config.checkpoint_every == 0) or final
-        if step > config.learning_starts and len(buffer) >= config.batch_size:
-            # Fuse the last update with the next action when nothing (episode end, checkpoint)
-            # comes between them; the numbers are those of train_step followed by act.
-            fuse = config.fuse_act and obs is not None and not due_checkpoint
-            for i in range(config.gradient_steps):
-                batch = buffer.sample(config.batch_size)
-                if fuse and i == config.gradient_steps - 1:
-                    next_action, metrics = agent.train_step_and_act(batch, obs)
-                else:
-                    metrics = agent.train_step(batch)
+        # One compiled call stores the transition, runs the updates on replayed batches and,
+        # when nothing (episode end, checkpoint) comes before the next action, selects it
+        # from the updated actor: the same numbers as separate calls, with less overhead.
+        train_now = step > config.learning_starts and min(stored, config.buffer_size) >= config.batch_size
+        if row is None:
+            if train_now:
+                metrics = agent.train_on_replay()
+        elif not train_now:
+            agent.store(row)
+        elif config.fuse_act and obs is not None and not due_checkpoint:
+            next_action, metrics = agent.store_train_and_act(row)
+        else:
+            metrics = agent.store_and_train(row)
         if step % config.log_every == 0 or due_checkpoint:
             _check_updates_finite(agent, step, ckpt.latest)
 
-        if config.diag_every and step % config.diag_every == 0 and batch is not None:
-            # On the last training batch, so the replay RNG stream is the same with or without it.
-            logger.scalars(agent.diagnostics(batch), step)
+        if config.diag_every and step % config.diag_every == 0 and metrics is not None:
+            logger.scalars(agent.replay_diagnostics(), step)
 
         if step % config.log_every == 0:
             now = time.perf_counter()

@@ -9,7 +9,7 @@ import pytest
 from ddpg_tf.agent import DDPGAgent
 from ddpg_tf.cli import TrainingError
 from ddpg_tf.config import Config
-from ddpg_tf.replay_buffer import Batch
+from ddpg_tf.replay_buffer import Batch, read_saved_transitions
 from ddpg_tf.training import train
 
 
@@ -57,9 +57,9 @@ def test_skip_nonfinite_drops_the_transition(tmp_path):
     result = train(tiny(tmp_path, "NaNRewardPendulum-v0", skip_nonfinite=True))
     assert result.steps == 400
     buffer_file = tmp_path / "r" / "checkpoints" / "buffer-400.npz"
-    with np.load(buffer_file) as data:
-        assert data["rewards"].shape[0] == 399  # one of 400 transitions dropped
-        assert np.all(np.isfinite(data["rewards"]))
+    rewards = read_saved_transitions(buffer_file).rewards
+    assert rewards.shape[0] == 399  # one of 400 transitions dropped
+    assert np.all(np.isfinite(rewards))
 
 
 def _agent() -> DDPGAgent:
@@ -92,17 +92,17 @@ def test_nonfinite_update_is_skipped_and_counted():
 def test_nonfinite_update_stops_training_and_keeps_checkpoint(tmp_path, monkeypatch):
     from ddpg_tf.replay_buffer import ReplayBuffer
 
-    original = ReplayBuffer.sample
+    original = ReplayBuffer.pack
     calls = {"n": 0}
 
-    def poisoned(self, batch_size):
-        batch = original(self, batch_size)
+    def poisoned(self, *args):
+        row = original(self, *args)
         calls["n"] += 1
-        if calls["n"] == 150:  # the update at env step 250
-            batch = batch._replace(rewards=np.full_like(batch.rewards, np.inf))
-        return batch
+        if calls["n"] == 250:  # the transition of env step 250 gets an infinite reward
+            row[self.columns["rewards"][0]] = np.inf
+        return row
 
-    monkeypatch.setattr(ReplayBuffer, "sample", poisoned)
+    monkeypatch.setattr(ReplayBuffer, "pack", poisoned)
     with pytest.raises(TrainingError, match="NaN/Inf in an update before step 300.*ckpt-200 is kept"):
         train(tiny(tmp_path, "Pendulum-v1"))
     ckdir = tmp_path / "r" / "checkpoints"

@@ -18,6 +18,7 @@ import pytest
 
 from ddpg_tf._quiet import tf
 from ddpg_tf.config import Config
+from ddpg_tf.replay_buffer import read_saved_transitions
 from ddpg_tf.training import train
 
 REQUIRED_TAGS = {
@@ -191,9 +192,9 @@ def test_checkpoint_mid_episode_cuts_the_episode(tmp_path):
                     given={"total_steps", "resume"})
     assert first.episode_returns + resumed.episode_returns == full.episode_returns
     assert_same_weights(weights(resumed), weights(full))
-    with np.load(tmp_path / "cut" / "checkpoints" / "buffer-500.npz") as data:
-        assert np.flatnonzero(data["truncated"][:, 0]).tolist() == [199, 299, 499]
-        assert not data["terminated"].any()
+    data = read_saved_transitions(tmp_path / "cut" / "checkpoints" / "buffer-500.npz")
+    assert np.flatnonzero(data.truncated[:, 0]).tolist() == [199, 299, 499]
+    assert not data.terminated.any()
 
 
 def test_fused_loop_gives_the_same_run(tmp_path, uninterrupted):

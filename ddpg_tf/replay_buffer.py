@@ -108,6 +108,22 @@ class ReplayBuffer(tf.Module):
         returned (for a truncated episode: the final observation, not the reset one)."""
         self._add(self.pack(observation, action, reward, next_observation, terminated, truncated))
 
+    def add_batch(self, observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                  next_observations: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> None:
+        """Store many transitions at once (in order, wrapping around), in place."""
+        fields = (observations, actions, rewards, next_observations, terminated, truncated)
+        n = len(observations)
+        rows = np.empty((n, self.width), self.dtype)
+        for (a, b), values in zip(self.columns.values(), fields, strict=True):
+            rows[:, a:b] = np.asarray(values, self.dtype).reshape(n, b - a)
+        chunk = 65_536  # bounded temporaries: scatter updates the variable in place
+        for start in range(0, n, chunk):
+            part = rows[start:start + chunk]
+            idx = (self.position + np.arange(len(part))) % self.capacity
+            self.storage.scatter_nd_update(idx[:, None], part)
+            self._position.assign((self.position + len(part)) % self.capacity)
+            self._size.assign(min(len(self) + len(part), self.capacity))
+
     def sample(self, batch_size: int) -> Batch:
         """Uniformly sample ``batch_size`` stored transitions (with replacement), as NumPy."""
         if len(self) == 0:

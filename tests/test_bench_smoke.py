@@ -56,7 +56,11 @@ def test_update_flops_scale():
 
 
 def test_quick_benchmark_runs(tmp_path):
-    pytest.importorskip("stable_baselines3")
+    # Checked without importing: SB3 would pull PyTorch (and, through torch.utils.tensorboard,
+    # TensorFlow again) into the test process; the benchmark runs both in their own workers.
+    for module in ("stable_baselines3", "torch"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (pip install -e '.[bench]')")
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--cases", "pendulum-64", "--repeats", "1",
          "--out-dir", str(tmp_path)],
@@ -83,6 +87,9 @@ def test_quick_benchmark_runs(tmp_path):
             # TensorFlow and PyTorch never share a worker process.
             other = "torch" if lib == "ddpg_tf" else "tensorflow"
             assert not run["modules_loaded"][other]
+        (e2e,) = case["raw"][lib]["e2e"]
+        assert e2e["env_steps_per_s_including_warmup"] > 0
+        assert e2e["window"] == [case["settings"]["window_start"], case["settings"]["total_steps"]]
     for key in ("env_steps_per_s", "updates_per_s", "ms_per_action"):
         assert case["ratio"][key] > 0
     # Identical networks: 3 -> 64 -> 64 -> 1 actor, (3 + 1) -> 64 -> 64 -> 1 critic, in both.

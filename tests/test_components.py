@@ -509,3 +509,13 @@ def test_config_dict_round_trip(config):
     assert Config.from_dict(json.loads(config.to_json())) == config
     with pytest.raises(ConfigError, match="unknown"):
         Config.from_dict({**d, "bogus": 1})
+
+
+def test_replay_add_batch_equals_repeated_add():
+    one, many = ReplayBuffer(5, 3, 2, seed=3), ReplayBuffer(5, 3, 2, seed=3)
+    items = [transition(i) for i in range(7)]
+    for t in items:
+        one.add(*t)
+    many.add_batch(*(np.array([t[k] for t in items]) for k in range(6)))
+    assert (many.position, many.size) == (one.position, one.size) == (2, 5)
+    np.testing.assert_array_equal(many.storage.numpy(), one.storage.numpy())

@@ -9,9 +9,14 @@ Lillicrap et al. (2015), Algorithm 1. Per gradient step, in one ``tf.function``:
 3. targets: Polyak averaging theta' <- tau theta + (1 - tau) theta' by variable assigns.
 
 Deviations from the paper: TD targets bootstrap through time-limit truncations (only true
-termination is masked); layer norm instead of batch norm (optional); Gaussian exploration by
-default (OU available); optional gradient clipping by global norm. ``eager=True`` runs the
-same Python functions without ``tf.function`` for debugging.
+termination is masked), and every checkpoint ends the episode in progress as such a
+truncation (for exact resume); uniform random actions for the first ``learning_starts`` steps;
+actions clipped to the bounds before ``env.step`` (and the target action too, for an
+unsquashed ``linear`` actor); layer norm instead of batch norm (optional); Gaussian
+exploration by default (OU available, with a ``dt``); the L2 penalty covers the critic's
+kernels, not its biases; Adam with epsilon 1e-7 added to sqrt(v) after bias correction, as in
+Keras; optional gradient clipping by global norm. ``eager=True`` runs the same Python
+functions without ``tf.function`` for debugging.
 """
 
 from __future__ import annotations
@@ -111,8 +116,10 @@ class DDPGAgent:
                     next_observations: tf.Tensor, terminated: tf.Tensor) -> dict[str, tf.Tensor]:
         cfg = self.config
         # Critic. y = r + gamma (1 - terminated) Q'(s', mu'(s')); targets run in inference mode.
-        next_q = self.critic_target(
-            [next_observations, self.actor_target(next_observations, training=False)], training=False)
+        next_actions = self.actor_target(next_observations, training=False)
+        if cfg.actor_output == "linear":  # an unsquashed actor may leave the bounds; the env clips
+            next_actions = tf.clip_by_value(next_actions, self._low, self._high)
+        next_q = self.critic_target([next_observations, next_actions], training=False)
         target = losses.td_target(rewards, terminated, next_q, cfg.gamma)
         with tf.GradientTape() as tape:
             q = self.critic([observations, actions], training=True)

@@ -3,7 +3,7 @@
 A checkpoint ``RUN_DIR/checkpoints/ckpt-K`` is a ``tf.train.Checkpoint`` of the networks,
 targets, optimiser slots, noise state (value and generator) and the step/episode counters,
 written through a ``tf.train.CheckpointManager``. Beside it, ``extras-K.json`` holds the
-Python-side state (environment and action-space RNGs, episode statistics) and
+Python-side state (environment and action-space RNG states) and
 ``buffer-K.npz`` the replay buffer with its sampling RNG. Both side files are written
 (to a temporary name, then renamed) before the checkpoint itself, and the manager
 records a checkpoint in its index only after its files are complete, so ``--resume``
@@ -96,12 +96,17 @@ class Checkpointer:
                     f.unlink(missing_ok=True)
         for f in self.directory.glob(".*"):
             f.unlink(missing_ok=True)
+        for d in self.directory.glob("ckpt-*_temp*"):  # TensorFlow's staging dir of a killed save
+            shutil.rmtree(d, ignore_errors=True)
 
     def restore_latest(self) -> tuple[int, int, dict[str, Any], Path | None]:
-        """Restore the newest checkpoint; returns (step, episode, extras, buffer file or None)."""
-        path = self.latest
-        if path is None:
-            raise CheckpointError(f"no checkpoint to resume in {self.directory}")
+        """Restore the newest complete checkpoint; returns (step, episode, extras, buffer file
+        or None). Checkpoints whose files were moved away are skipped, so following the
+        advice of a "damaged checkpoint" error falls back to the previous one."""
+        candidates = [p for p in reversed(self.manager.checkpoints) if Path(p + ".index").exists()]
+        if not candidates:
+            raise CheckpointError(f"no checkpoint in {self.directory}")
+        path = candidates[0]
         number = Path(path).name.split("-")[-1]
         try:
             status = self.checkpoint.read(path)
@@ -117,7 +122,11 @@ class Checkpointer:
         except (OSError, ValueError) as exc:
             raise CheckpointError(f"checkpoint side file {extras_file} is unreadable ({exc}); move "
                                   f"{Path(path).name}.* away to resume from an earlier checkpoint") from None
-        buffer_file = self.directory / f"buffer-{number}.npz"
+        buffer_file = self.buffer_file(int(number))
+        if extras.get("buffer_saved") and not buffer_file.exists():
+            raise CheckpointError(f"the replay buffer {buffer_file} of checkpoint {path} is missing; "
+                                  "restore it, or resume with --no-save-buffer to refill the buffer from "
+                                  "scratch (the run then no longer repeats the uninterrupted one)")
         return int(self.step.numpy()), int(self.episode.numpy()), extras, (
             buffer_file if buffer_file.exists() else None)
 

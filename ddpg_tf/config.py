@@ -159,6 +159,8 @@ class Config:
                      "diag_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"--seed must be in [0, 2**32), got {self.seed}")
         for name in ("actor_lr", "critic_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{_flag(name)} must be positive, got {getattr(self, name)}")
@@ -239,13 +241,13 @@ PRESETS: dict[str, Config] = {
         noise="ou",
         noise_sigma=0.2,
         ou_theta=0.15,
-        ou_dt=1e-2,
+        ou_dt=1.0,  # the paper's process has no time step (x <- x - theta x + sigma eps)
         actor_hidden=(400, 300),
         critic_hidden=(400, 300),
         critic_action_layer=1,
         batch_size=64,
         buffer_size=1_000_000,
-        learning_starts=64,
+        learning_starts=0,  # act with the policy (plus noise) from the first step
         eval_every=10_000,
         checkpoint_every=50_000,
     ),

@@ -11,7 +11,7 @@ where the "." is a vector-Jacobian product: the row vector dQ/da (1 x action_dim
 Jacobian d mu / d theta (action_dim x |theta|), which reverse-mode autodiff evaluates by
 back-propagating dQ/da through the actor. Nothing of shape action_dim x |theta| is formed.
 
-The two styles below compute the same gradient and differ only in where dQ/da exists:
+The styles below compute the same gradient and differ only in where dQ/da exists:
 
 * :func:`actor_grads_direct` differentiates ``-mean_i Q(s_i, mu(s_i))`` w.r.t. theta on one
   tape; dQ/da is an intermediate of back-propagation (OpenAI Baselines, SB3, CleanRL).
@@ -175,9 +175,6 @@ def clip_dqda_norm(dq_da: tf.Tensor, clip: float) -> tf.Tensor:
     return tf.clip_by_norm(dq_da, clip, axes=[-1])
 
 
-DQDA_TRANSFORMS: tuple[str, ...] = ("none", "invert", "clip-value", "clip-norm")
-
-
 def make_dqda_transform(name: str, low: tf.Tensor, high: tf.Tensor,
                         clip: float = 1.0) -> DqdaTransform | None:
     """The transform named by ``--dqda-transform`` as ``f(dq_da, actions)``; None for ``none``."""
@@ -199,8 +196,6 @@ ACTOR_GRADIENT_STYLES: dict[str, Callable[..., ActorGradients]] = {
 }
 """Every actor-update style by its ``--actor-update`` name."""
 
-STYLES_WITH_DQDA: tuple[str, ...] = ("chain-rule", "dpg-surrogate")
-"""Styles that materialise dQ/da and therefore accept a transform."""
 
 
 def flat_cosine_and_rel_diff(grads: Sequence[tf.Tensor],

@@ -18,6 +18,8 @@ debugging; training uses the in-graph ``add_row`` / ``sample_rows``.
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -159,18 +161,21 @@ class ReplayBuffer(tf.Module):
 
     def load(self, path: str | Path) -> None:
         """Restore what :meth:`save` wrote; capacity and row width must match this buffer."""
-        with np.load(path) as data:
-            capacity, position, size, width = (int(v) for v in data["meta"][:4])
-            if capacity != self.capacity:
-                raise ValueError(f"saved buffer capacity {capacity} != {self.capacity}")
-            if width != self.width:
-                raise ValueError(f"saved buffer rows have width {width}, expected {self.width} "
-                                 "(another environment?)")
-            rows = data["rows"]
-            state = np.array(json.loads(bytes(data["rng_state"]).decode()), np.int64)
-        storage = np.zeros((self.capacity, self.width), self.dtype)
-        storage[:size] = rows
-        self.storage.assign(storage)
+        try:
+            capacity, position, size, width, rows, state = _read(path)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise ValueError(f"replay buffer file {path} is damaged ({exc}); move it away and resume "
+                             "with --no-save-buffer to start from an empty buffer") from None
+        if capacity != self.capacity:
+            raise ValueError(f"saved buffer capacity {capacity} != {self.capacity}")
+        if width != self.width:
+            raise ValueError(f"saved buffer rows have width {width}, expected {self.width} "
+                             "(another environment?)")
+        chunk = 65_536  # in place, in bounded pieces: no second full-size copy
+        for start in range(0, size, chunk):
+            part = rows[start:start + chunk].astype(self.dtype, copy=False)
+            idx = np.arange(start, start + len(part))[:, None]
+            self.storage.scatter_nd_update(idx, part)
         self._position.assign(position)
         self._size.assign(size)
         self.generator.reset(state)
@@ -185,3 +190,11 @@ def read_saved_transitions(path: str | Path) -> Batch:
     widths = (obs_dim, action_dim, 1, obs_dim, 1, 1)
     edges = np.concatenate([[0], np.cumsum(widths)])
     return Batch(*(rows[:, edges[i]:edges[i + 1]] for i in range(6)))
+
+
+def _read(path: str | Path) -> tuple[int, int, int, int, np.ndarray, np.ndarray]:
+    with np.load(path) as data:
+        capacity, position, size, width = (int(v) for v in data["meta"][:4])
+        rows = data["rows"]
+        state = np.array(json.loads(bytes(data["rng_state"]).decode()), np.int64)
+    return capacity, position, size, width, rows, state

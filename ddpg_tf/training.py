@@ -73,6 +73,8 @@ def resolve_run(config: Config, given: set[str]) -> tuple[Config, Path]:
     Raises :class:`UsageError`; writes nothing.
     """
     run_dir = Path(config.logdir) / config.default_run_name()
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"{run_dir} exists and is not a directory; choose another --run-name or --logdir")
     if not config.resume:
         if run_dir.exists() and any(run_dir.iterdir()):
             raise UsageError(f"run directory {run_dir} already exists; pass --resume to continue it "
@@ -163,10 +165,12 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
         except (CheckpointError, ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise UsageError(f"cannot resume from {ckpt.latest}: {exc}") from None
         first_reset_seed = None
+        if step >= config.total_steps:
+            raise UsageError(f"{run_dir} is already at step {step}; raise --total-steps above it to "
+                             "train further")
     # A resumed run killed before its first checkpoint starts again from step 0 in its directory.
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / CONFIG_FILE).exists():
-        atomic_write_text(run_dir / CONFIG_FILE, config.to_json())
+    atomic_write_text(run_dir / CONFIG_FILE, config.to_json())  # a resume records its new settings
     _truncate_evaluations(run_dir, step)
 
     logger = SummaryLogger(run_dir)
@@ -177,11 +181,20 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
     last_eval = float("nan")
 
     def checkpoint() -> None:
-        extras = {"env": rng_state(env), "eval_env": rng_state(eval_env)}
+        extras = {"env": rng_state(env), "eval_env": rng_state(eval_env),
+                  "buffer_saved": config.save_buffer}
         ckpt.save(step, episode, extras, buffer_saver=buffer.save if config.save_buffer else None)
         if config.save_buffer:
             size = ckpt.buffer_file(step).stat().st_size / 2**20
             logger.scalars({"checkpoint/buffer_mib": size}, step)
+
+    def end_episode() -> None:
+        nonlocal episode, obs
+        episode += 1
+        result.episode_returns.append(episode_return)
+        logger.scalars({"train/episode_return": episode_return,
+                        "train/episode_length": episode_length}, step)
+        obs = None
 
     def final_step(n: int) -> bool:
         return n == config.total_steps
@@ -225,11 +238,7 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
         episode_length += 1
         step += 1
         if terminated or truncated:
-            episode += 1
-            result.episode_returns.append(episode_return)
-            logger.scalars({"train/episode_return": episode_return,
-                            "train/episode_length": episode_length}, step)
-            obs = None
+            end_episode()
 
         final = final_step(step)
         due_checkpoint = bool(config.checkpoint_every and step % config.checkpoint_every == 0) or final
@@ -279,11 +288,7 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
                 # truncation, so its last transition is still bootstrapped). A resumed run, which
                 # must start with a reset, then follows the uninterrupted run exactly.
                 buffer.mark_truncated_last()
-                episode += 1
-                result.episode_returns.append(episode_return)
-                logger.scalars({"train/episode_return": episode_return,
-                                "train/episode_length": episode_length}, step)
-                obs = None
+                end_episode()
             checkpoint()
             logger.flush()
         progress.update(1)
@@ -322,19 +327,31 @@ def _truncate_evaluations(run_dir: Path, step: int) -> None:
     if not path.exists():
         return
     rows = path.read_text().splitlines()
-    kept = [rows[0]] + [r for r in rows[1:] if int(r.split(",")[0]) <= step]
-    if len(kept) != len(rows):
+    header = "step,return_mean,return_std,episodes"
+    kept = [header] + [r for r in rows[1:] if _eval_row_step(r) is not None and _eval_row_step(r) <= step]
+    if kept != rows:
         atomic_write_text(path, "\n".join(kept) + "\n")
+
+
+def _eval_row_step(row: str) -> int | None:
+    """The step of a complete evaluations.csv row; None for a partial line from a killed write."""
+    parts = row.split(",")
+    try:
+        return int(parts[0]) if len(parts) == 4 else None
+    except ValueError:
+        return None
 
 
 def _append_eval(run_dir: Path, step: int, returns: np.ndarray) -> None:
     path = run_dir / EVAL_FILE
-    new = not path.exists()
+    new = not path.exists() or path.stat().st_size == 0
     with path.open("a", newline="") as fh:
         writer = csv.writer(fh)
         if new:
             writer.writerow(["step", "return_mean", "return_std", "episodes"])
         writer.writerow([step, f"{returns.mean():.4f}", f"{returns.std():.4f}", len(returns)])
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 class _NoProgress:

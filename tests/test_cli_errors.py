@@ -131,6 +131,7 @@ CASES = [
     Case("clip-threshold-zero", ["--actor-update", "chain-rule", "--dqda-transform", "clip-norm",
                                  "--dqda-clip", "0"], "--dqda-clip must be positive"),
     Case("zero-eval-episodes", ["--eval-episodes", "0"], "--eval-episodes must be a positive integer"),
+    Case("negative-seed", ["--seed=-1"], "--seed must be in [0, 2**32)"),
     # --- environments -------------------------------------------------------------------
     Case("unknown-env", ["--env-id", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
     Case("discrete-actions", ["--env-id", "CartPole-v1"], "Discrete action space; DDPG needs continuous"),
@@ -160,6 +161,13 @@ CASES = [
     Case("corrupted-buffer", ["--run-name", "base", "--resume", "--total-steps", "400"],
          "cannot resume from", corrupt_buffer),
     Case("corrupted-config", ["--run-name", "base", "--resume"], "cannot read", corrupt_config),
+    Case("run-dir-is-a-file", ["--run-name", "plain"], "is not a directory",
+         lambda t, tmp: ((tmp / "runs").mkdir(), (tmp / "runs" / "plain").write_text("x")) and None),
+    Case("resume-already-finished", ["--run-name", "base", "--resume", "--total-steps", "300"],
+         "already at step 300; raise --total-steps", lambda t, tmp: copy_run(t, tmp) and None),
+    Case("missing-buffer-file", ["--run-name", "base", "--resume", "--total-steps", "400"],
+         "resume with --no-save-buffer",
+         lambda t, tmp: (copy_run(t, tmp) / "checkpoints" / "buffer-300.npz").unlink()),
     # --- the evaluate entry point ----------------------------------------------------------
     Case("evaluate-not-a-run", ["nowhere"], "is not a run directory", module="ddpg_tf.evaluate"),
     Case("evaluate-zero-episodes", ["runs/base", "--episodes", "0"], "--episodes must be positive",

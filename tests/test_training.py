@@ -230,3 +230,16 @@ def test_compiled_xla_and_eager_train_steps_agree(dtype, rtol):
         np.testing.assert_allclose(got_losses, ref_losses, rtol=rtol)
         for x, y in zip(got_weights, ref_weights, strict=True):
             np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * 1e-2)
+
+
+def test_following_the_damaged_checkpoint_advice_resumes_from_the_previous_one(tmp_path):
+    train(small_config(tmp_path, "adv", total_steps=400, checkpoint_every=200, eval_every=0))
+    ckdir = tmp_path / "adv" / "checkpoints"
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for f in ckdir.glob("ckpt-400.*"):
+        f.rename(aside / f.name)
+    resumed = train(small_config(tmp_path, "adv", total_steps=600, checkpoint_every=200, eval_every=0,
+                                 resume=True), given={"total_steps", "resume"})
+    assert resumed.steps == 600
+    assert len(resumed.episode_returns) == 2  # steps 200..600: two episodes

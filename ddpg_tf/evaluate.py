@@ -9,7 +9,6 @@ episode with Gymnasium's RecordVideo (needs the ``video`` extra: moviepy).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,18 +22,12 @@ from ddpg_tf.checkpointing import ACTOR_KERAS, EXPORT_DIR, Checkpointer, Checkpo
 from ddpg_tf.cli import UsageError, fail
 from ddpg_tf.config import Config
 from ddpg_tf.envs import EnvError, make_env, space_dims
-from ddpg_tf.training import CONFIG_FILE, evaluate_policy
+from ddpg_tf.training import evaluate_policy, read_run_config
 
 
 def load_policy(run_dir: Path, *, from_checkpoint: bool = False) -> tuple[Config, Callable]:
     """The run's config and a function observation -> action (clipped to the bounds)."""
-    config_file = run_dir / CONFIG_FILE
-    if not config_file.is_file():
-        raise UsageError(f"{run_dir} is not a run directory ({CONFIG_FILE} not found)")
-    try:
-        config = Config.from_dict(json.loads(config_file.read_text()))
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"cannot read {config_file}: {exc}") from None
+    config = read_run_config(run_dir)
     if from_checkpoint:
         actor = _actor_from_checkpoint(run_dir, config)
     else:

@@ -84,10 +84,7 @@ def resolve_run(config: Config, given: set[str]) -> tuple[Config, Path]:
     saved_file = run_dir / CONFIG_FILE
     if not saved_file.is_file():
         raise UsageError(f"nothing to resume: {saved_file} not found; start the run without --resume")
-    try:
-        saved = Config.from_dict(json.loads(saved_file.read_text()))
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"cannot read {saved_file}: {exc}") from None
+    saved = read_run_config(run_dir)
     changed = sorted(k for k in given - RESUMABLE_FIELDS
                      if getattr(config, k) != getattr(saved, k))
     if changed:
@@ -101,6 +98,17 @@ def resolve_run(config: Config, given: set[str]) -> tuple[Config, Path]:
         raise UsageError(str(exc)) from None
     _check_writable(run_dir)
     return merged, run_dir
+
+
+def read_run_config(run_dir: Path) -> Config:
+    """The :class:`Config` saved in ``run_dir/config.json``; :class:`UsageError` if unreadable."""
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise UsageError(f"{run_dir} is not a run directory ({CONFIG_FILE} not found)")
+    try:
+        return Config.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}; restore it from a backup or start a new run") from None
 
 
 def _check_writable(path: Path) -> None:

@@ -140,7 +140,7 @@ class Config:
     fuse_act: bool = True
     """Run each update and the next action selection as one compiled call (same numbers,
     one call fewer per step)."""
-    jit_compile: bool = False
+    jit_compile: bool = True
     """Compile the train and act steps with XLA (`tf.function(jit_compile=True)`)."""
     deterministic: bool = False
     """Enable TensorFlow op determinism (bit-identical reruns; may be slower)."""

@@ -173,9 +173,11 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
         except (CheckpointError, ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise UsageError(f"cannot resume from {ckpt.latest}: {exc}") from None
         first_reset_seed = None
-        if step >= config.total_steps:
+        if step > config.total_steps:
             raise UsageError(f"{run_dir} is already at step {step}; raise --total-steps above it to "
                              "train further")
+        # step == total_steps: a finished run (perhaps killed while exporting); resuming it only
+        # writes the export again.
     # A resumed run killed before its first checkpoint starts again from step 0 in its directory.
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / CONFIG_FILE, config.to_json())  # a resume records its new settings

@@ -163,7 +163,7 @@ CASES = [
     Case("corrupted-config", ["--run-name", "base", "--resume"], "cannot read", corrupt_config),
     Case("run-dir-is-a-file", ["--run-name", "plain"], "is not a directory",
          lambda t, tmp: ((tmp / "runs").mkdir(), (tmp / "runs" / "plain").write_text("x")) and None),
-    Case("resume-already-finished", ["--run-name", "base", "--resume", "--total-steps", "300"],
+    Case("resume-below-current-step", ["--run-name", "base", "--resume", "--total-steps", "200"],
          "already at step 300; raise --total-steps", lambda t, tmp: copy_run(t, tmp) and None),
     Case("missing-buffer-file", ["--run-name", "base", "--resume", "--total-steps", "400"],
          "resume with --no-save-buffer",

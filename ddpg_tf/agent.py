@@ -90,7 +90,6 @@ class DDPGAgent:
         one = tf.TensorSpec((self.obs_dim,), self.dtype)
         batch_spec = [obs, act, col, obs, col]
         self._train = self._compiled(self._train_step, batch_spec)
-        self._train_act = self._compiled(self._train_step_and_act, [*batch_spec, one])
         self._diagnose = self._compiled(self._diagnostics, [obs])
         self._act_explore = self._compiled(lambda o: self._act(o, True), [one])
         self._act_greedy = self._compiled(lambda o: self._act(o, False), [one])
@@ -186,14 +185,6 @@ class DDPGAgent:
             "diag/policy_action_abs_max": tf.reduce_max(tf.abs(a)),
         }
 
-    def _train_step_and_act(self, observations: tf.Tensor, actions: tf.Tensor, rewards: tf.Tensor,
-                            next_observations: tf.Tensor, terminated: tf.Tensor,
-                            observation: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        """One update, then the exploring action for ``observation`` from the updated actor:
-        the same ops, in the same order, as ``train_step`` followed by ``act``, in one call."""
-        metrics = self._train_step(observations, actions, rewards, next_observations, terminated)
-        return self._act(observation, True), metrics
-
     def _act(self, observation: tf.Tensor, explore: bool) -> tf.Tensor:
         action = self.actor(observation[None], training=False)[0]
         if explore:
@@ -266,14 +257,6 @@ class DDPGAgent:
         """One critic, actor and target update on ``batch``; returns metric tensors."""
         return self._train(batch.observations, batch.actions, batch.rewards,
                            batch.next_observations, batch.terminated)
-
-    def train_step_and_act(self, batch: Batch,
-                           observation: np.ndarray) -> tuple[np.ndarray, dict[str, tf.Tensor]]:
-        """``train_step(batch)`` then ``act(observation, explore=True)``, as one compiled call."""
-        action, metrics = self._train_act(batch.observations, batch.actions, batch.rewards,
-                                          batch.next_observations, batch.terminated,
-                                          np.asarray(observation, dtype=self.dtype))
-        return action.numpy(), metrics
 
     def diagnostics(self, batch: Batch) -> dict[str, tf.Tensor]:
         """Live gradient diagnostics on ``batch`` (see :meth:`_diagnostics`)."""

@@ -18,18 +18,20 @@ import ddpg_tf._quiet  # noqa: F401  (before keras: silences TensorFlow's start-
 import keras
 import numpy as np
 
-from ddpg_tf.checkpointing import ACTOR_KERAS, EXPORT_DIR, Checkpointer, CheckpointError
+from ddpg_tf.checkpointing import ACTOR_KERAS, EXPORT_DIR
 from ddpg_tf.cli import UsageError, fail
 from ddpg_tf.config import Config
-from ddpg_tf.envs import EnvError, make_env, space_dims
-from ddpg_tf.training import evaluate_policy, read_run_config
+from ddpg_tf.envs import EnvError, make_env
+from ddpg_tf.training import evaluate_policy, load_trained_agent, read_run_config
 
 
 def load_policy(run_dir: Path, *, from_checkpoint: bool = False) -> tuple[Config, Callable]:
     """The run's config and a function observation -> action (clipped to the bounds)."""
     config = read_run_config(run_dir)
     if from_checkpoint:
-        actor = _actor_from_checkpoint(run_dir, config)
+        _, agent, env = load_trained_agent(run_dir)
+        env.close()
+        actor = agent.actor
     else:
         path = run_dir / EXPORT_DIR / ACTOR_KERAS
         if not path.is_file():
@@ -44,20 +46,6 @@ def load_policy(run_dir: Path, *, from_checkpoint: bool = False) -> tuple[Config
         return np.asarray(actor(np.asarray(obs, dtype)[None], training=False))[0]
 
     return config, policy
-
-
-def _actor_from_checkpoint(run_dir: Path, config: Config) -> keras.Model:
-    from ddpg_tf.agent import DDPGAgent
-
-    env = make_env(config.env_id)
-    obs_dim, low, high = space_dims(env)
-    env.close()
-    agent = DDPGAgent(config.replace(eager=True), obs_dim, low, high)
-    try:
-        Checkpointer(run_dir, agent.trackables(), max_to_keep=config.keep_checkpoints).restore_latest()
-    except CheckpointError as exc:
-        raise UsageError(str(exc)) from None
-    return agent.actor
 
 
 def run(run_dir: Path, episodes: int = 10, seed: int = 0, video: Path | None = None,

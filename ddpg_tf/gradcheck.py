@@ -379,27 +379,15 @@ def load_checkpoint_networks(run_dir: str | Path) -> tuple[NetSpec, str, Any, ke
     the latest checkpoint into it. Raises :class:`UsageError` when the directory is not a
     usable run.
     """
-    from ddpg_tf.agent import DDPGAgent
-    from ddpg_tf.checkpointing import CheckpointError, Checkpointer
-    from ddpg_tf.config import Config
     from ddpg_tf.envs import space_dims
+    from ddpg_tf.training import load_trained_agent
 
-    run_dir = Path(run_dir)
-    config_file = run_dir / "config.json"
-    if not config_file.is_file():
-        raise UsageError(f"--checkpoint {run_dir}: no config.json there; expected a run directory "
-                         "written by train.py")
     try:
-        config = Config.from_dict(json.loads(config_file.read_text())).validate()
-    except (OSError, ValueError, TypeError) as exc:
-        raise UsageError(f"--checkpoint {run_dir}: unusable config.json ({exc})") from None
-    env = _make_env(config.env_id)
-    obs_dim, low, high = space_dims(env)
-    agent = DDPGAgent(config.replace(eager=True), obs_dim, low, high)
-    try:
-        Checkpointer(run_dir, agent.trackables(), 1).restore_latest()
-    except CheckpointError as exc:
+        config, agent, env = load_trained_agent(Path(run_dir))
+        config.validate()
+    except (UsageError, ValueError) as exc:
         raise UsageError(f"--checkpoint {run_dir}: {exc}") from None
+    obs_dim, low, high = space_dims(env)
     spec = NetSpec(obs_dim, tuple(float(x) for x in low), tuple(float(x) for x in high),
                    tuple(config.actor_hidden), tuple(config.critic_hidden), config.critic_action_layer,
                    config.actor_output, config.layer_norm)

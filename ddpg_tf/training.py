@@ -104,11 +104,29 @@ def read_run_config(run_dir: Path) -> Config:
     """The :class:`Config` saved in ``run_dir/config.json``; :class:`UsageError` if unreadable."""
     path = run_dir / CONFIG_FILE
     if not path.is_file():
-        raise UsageError(f"{run_dir} is not a run directory ({CONFIG_FILE} not found)")
+        raise UsageError(f"{run_dir} is not a run directory (no {CONFIG_FILE} there)")
     try:
         return Config.from_dict(json.loads(path.read_text()))
     except (ValueError, TypeError) as exc:
         raise UsageError(f"cannot read {path}: {exc}; restore it from a backup or start a new run") from None
+
+
+def load_trained_agent(run_dir: Path) -> tuple[Config, DDPGAgent, gym.Env]:
+    """A run's config, an eager agent holding its latest checkpoint, and its environment
+    (the caller closes it). Raises :class:`UsageError` for an unusable run directory."""
+    config = read_run_config(run_dir)
+    try:
+        env = make_env(config.env_id)
+    except EnvError as exc:
+        raise UsageError(str(exc)) from None
+    obs_dim, low, high = space_dims(env)
+    agent = DDPGAgent(config.replace(eager=True), obs_dim, low, high)
+    try:
+        Checkpointer(run_dir, agent.trackables(), config.keep_checkpoints).restore_latest()
+    except CheckpointError as exc:
+        env.close()
+        raise UsageError(str(exc)) from None
+    return config, agent, env
 
 
 def _check_writable(path: Path) -> None:
@@ -206,9 +224,6 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
                         "train/episode_length": episode_length}, step)
         obs = None
 
-    def final_step(n: int) -> bool:
-        return n == config.total_steps
-
     obs: np.ndarray | None = None
     episode_return, episode_length = 0.0, 0
     window_start, window_step = time.perf_counter(), step
@@ -250,7 +265,7 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
         if terminated or truncated:
             end_episode()
 
-        final = final_step(step)
+        final = step == config.total_steps
         due_checkpoint = bool(config.checkpoint_every and step % config.checkpoint_every == 0) or final
         # One compiled call stores the transition, runs the updates on replayed batches and,
         # when nothing (episode end, checkpoint) comes before the next action, selects it

@@ -119,17 +119,23 @@ def test_chain_rule_transform_is_applied_to_dqda():
     assert max_abs_diff(plain.dq_da, doubled.dq_da) == 0.0
 
 
+def nets_with_large_heads(obs_dim, action_dim, actor_hidden, actor_seed, critic_seed):
+    """Tiny float64 actor and critic (critic hidden (5,)) whose final layers are scaled by 50, so
+    the gradients compared are O(1e-2 .. 1), not O(1e-6)."""
+    actor = networks.build_actor(obs_dim, LOW[:action_dim], HIGH[:action_dim], actor_hidden,
+                                 seed=actor_seed, dtype="float64")
+    critic = networks.build_critic(obs_dim, action_dim, (5,), seed=critic_seed, dtype="float64")
+    for model in (actor, critic):
+        for v in model.trainable_variables:
+            v.assign(v * 50.0 if v.path.startswith(("pre_action", "q/")) else v)
+    return actor, critic
+
+
 def test_chain_rule_is_an_explicit_vector_jacobian_contraction():
     """grad = sum_i (-dQ/da_i / N) . d mu(s_i)/d theta, built from explicit per-sample
     Jacobians (action_dim x |theta|), matches the output_gradients backprop."""
     dtype, action_dim, n, obs_dim = "float64", 2, 5, 3
-    actor = networks.build_actor(obs_dim, LOW[:action_dim], HIGH[:action_dim], (4, 3),
-                                 seed=3, dtype=dtype)
-    critic = networks.build_critic(obs_dim, action_dim, (5,), seed=7, dtype=dtype)
-    # Larger final layers so the numbers compared are O(1e-2 .. 1), not O(1e-6).
-    for model in (actor, critic):
-        for v in model.trainable_variables:
-            v.assign(v * 50.0 if v.path.startswith(("pre_action", "q/")) else v)
+    actor, critic = nets_with_large_heads(obs_dim, action_dim, (4, 3), actor_seed=3, critic_seed=7)
     obs = random_obs(n, dtype, seed=5, obs_dim=obs_dim)
 
     variables = actor.trainable_variables
@@ -162,12 +168,7 @@ def test_chain_rule_is_an_explicit_vector_jacobian_contraction():
 def test_actor_gradient_matches_central_differences():
     """Independent of autodiff: d/dtheta of -mean_i Q(s_i, mu(s_i)) by central differences."""
     dtype, action_dim, n, obs_dim = "float64", 2, 6, 3
-    actor = networks.build_actor(obs_dim, LOW[:action_dim], HIGH[:action_dim], (4,),
-                                 seed=11, dtype=dtype)
-    critic = networks.build_critic(obs_dim, action_dim, (5,), seed=13, dtype=dtype)
-    for model in (actor, critic):
-        for v in model.trainable_variables:
-            v.assign(v * 50.0 if v.path.startswith(("pre_action", "q/")) else v)
+    actor, critic = nets_with_large_heads(obs_dim, action_dim, (4,), actor_seed=11, critic_seed=13)
     obs = random_obs(n, dtype, seed=17, obs_dim=obs_dim)
 
     def loss():

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 ActorUpdate = Literal["direct", "chain-rule", "dpg-surrogate"]
 DqdaTransformName = Literal["none", "invert", "clip-value", "clip-norm"]
-NoiseType = Literal["gaussian", "ou", "none"]
+NoiseType = Literal["gaussian", "ou", "param", "none"]
 ActorOutput = Literal["tanh", "linear"]
 DType = Literal["float32", "float64"]
 
@@ -76,6 +76,22 @@ class Config:
     """Steps of uniform random actions before the first gradient step."""
     gradient_steps: int = 1
     """Gradient steps per environment step once learning has started."""
+    n_step: int = 1
+    """n-step returns: learn from y = sum_{k<m} gamma^k r_{t+k} + gamma^m Q'(s_{t+m}, mu'(s_{t+m}))
+    with m = n, or fewer steps when the episode ends first (no bootstrap after termination;
+    a truncation bootstraps from the last state reached)."""
+
+    # --- TD3 (Fujimoto et al. 2018); all off in the DDPG presets --------------------
+    twin_critics: bool = False
+    """Clipped double Q-learning: learn two critics and bootstrap from the smaller target
+    value min(Q1', Q2'); the actor follows Q1."""
+    policy_delay: int = 1
+    """Update the actor and the target networks once every this many critic updates."""
+    target_noise: float = 0.0
+    """Target policy smoothing: std of the Gaussian added to mu'(s') in the TD target, as a
+    fraction of the half action range; 0 disables."""
+    target_noise_clip: float = 0.5
+    """Clip the target-smoothing noise to +- this fraction of the half action range."""
 
     # --- networks ----------------------------------------------------------------
     actor_hidden: tuple[int, ...] = (256, 256)
@@ -92,17 +108,31 @@ class Config:
     (actions are then clipped only when sent to the environment)."""
     dtype: DType = "float32"
     """Floating-point type of networks, optimisers and the replay batch."""
+    obs_norm: bool = False
+    """Normalise observations with running mean and variance (updated with every stored
+    transition, saved in checkpoints and built into the exported policy)."""
+    obs_norm_clip: float = 10.0
+    """Clip normalised observations to +- this value."""
 
     # --- exploration -------------------------------------------------------------
     noise: NoiseType = "gaussian"
-    """Exploration noise added to the actor's action: `gaussian`, `ou` (Ornstein-Uhlenbeck,
-    reset at every episode start) or `none`."""
+    """Exploration: `gaussian` or `ou` (Ornstein-Uhlenbeck, reset at every episode start)
+    noise added to the action, `param` (adaptive parameter-space noise: a perturbed copy of the
+    actor acts, re-perturbed every episode) or `none`."""
     noise_sigma: float = 0.1
-    """Noise scale as a fraction of the half action range (high - low) / 2."""
+    """Noise scale as a fraction of the half action range (high - low) / 2; for `param`, the
+    target distance between perturbed and unperturbed actions in the same units."""
     ou_theta: float = 0.15
     """Mean-reversion rate theta of the Ornstein-Uhlenbeck process."""
     ou_dt: float = 1e-2
     """Time step dt of the Ornstein-Uhlenbeck process."""
+    param_noise_init: float = 0.1
+    """`param` noise: initial std of the Gaussian added to the actor's weights."""
+    param_noise_adapt_every: int = 50
+    """`param` noise: adapt the weight-noise std every this many steps, on a replay batch."""
+    param_noise_alpha: float = 1.01
+    """`param` noise: divide the std by this factor when the action distance exceeds its
+    target, multiply otherwise."""
 
     # --- evaluation, logging, checkpoints ----------------------------------------
     eval_every: int = 2_000
@@ -146,17 +176,21 @@ class Config:
     """Enable TensorFlow op determinism (bit-identical reruns; may be slower)."""
     progress: bool = True
     """Show a progress bar with steps/s and the last evaluation return."""
+    threads: int = 0
+    """TensorFlow intra-op and inter-op threads; 0 keeps TensorFlow's default (all cores).
+    Set 1 when several runs share a machine."""
 
     # -----------------------------------------------------------------------------
     def validate(self) -> Config:
         """Raise :class:`ConfigError` with a one-line message if any value is unusable."""
         positive_ints = ("total_steps", "batch_size", "buffer_size", "gradient_steps",
-                         "eval_episodes", "log_every", "keep_checkpoints")
+                         "eval_episodes", "log_every", "keep_checkpoints", "n_step", "policy_delay",
+                         "param_noise_adapt_every")
         for name in positive_ints:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{_flag(name)} must be a positive integer, got {getattr(self, name)}")
         for name in ("learning_starts", "eval_every", "checkpoint_every", "critic_action_layer",
-                     "diag_every"):
+                     "diag_every", "threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.seed < 2**32:
@@ -168,11 +202,17 @@ class Config:
             raise ConfigError(f"--tau must be in (0, 1], got {self.tau}")
         if not 0.0 <= self.gamma <= 1.0:
             raise ConfigError(f"--gamma must be in [0, 1], got {self.gamma}")
-        for name in ("critic_l2", "max_grad_norm", "noise_sigma", "ou_theta"):
+        for name in ("critic_l2", "max_grad_norm", "noise_sigma", "ou_theta", "target_noise",
+                     "target_noise_clip"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
-        if not self.ou_dt > 0:
-            raise ConfigError(f"--ou-dt must be positive, got {self.ou_dt}")
+        for name in ("ou_dt", "obs_norm_clip", "param_noise_init"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"--{_flag(name)} must be positive, got {getattr(self, name)}")
+        if not self.param_noise_alpha > 1:
+            raise ConfigError(f"--param-noise-alpha must be greater than 1, got {self.param_noise_alpha}")
+        if self.noise == "param" and not self.noise_sigma > 0:
+            raise ConfigError("--noise param needs a positive --noise-sigma (the target action distance)")
         if self.batch_size > self.buffer_size:
             raise ConfigError(f"--batch-size {self.batch_size} is larger than --buffer-size "
                               f"{self.buffer_size}; lower the batch or raise the buffer")
@@ -226,6 +266,25 @@ def _flag(name: str) -> str:
     return name.replace("_", "-")
 
 
+_MUJOCO = Config(
+    env_id="HalfCheetah-v5",
+    total_steps=1_000_000,
+    actor_lr=1e-3,
+    critic_lr=1e-3,
+    gamma=0.99,
+    tau=0.005,
+    batch_size=100,
+    buffer_size=1_000_000,
+    learning_starts=10_000,
+    actor_hidden=(400, 300),
+    critic_hidden=(400, 300),
+    noise="gaussian",
+    noise_sigma=0.1,
+    eval_every=5_000,
+    eval_episodes=10,
+    checkpoint_every=50_000,
+)
+
 PRESETS: dict[str, Config] = {
     # Tuned so Pendulum-v1 reaches an eval mean of -200 or better within 10k steps.
     "pendulum": Config(),
@@ -251,6 +310,14 @@ PRESETS: dict[str, Config] = {
         eval_every=10_000,
         checkpoint_every=50_000,
     ),
+    # Fujimoto et al. (2018), "Our DDPG" (their re-tuned DDPG baseline, appendix): 400-300
+    # networks with the action at the critic's input, Adam 1e-3 for both, batch 100, tau 5e-3,
+    # Gaussian exploration 0.1, no L2; 10k uniform random steps (their value for HalfCheetah
+    # and Ant, 1k for the other MuJoCo tasks).
+    "ddpg-mujoco": _MUJOCO,
+    # Fujimoto et al. (2018), TD3: "Our DDPG" plus twin critics, policy delay 2 and target
+    # policy smoothing with noise 0.2 clipped to 0.5.
+    "td3": _MUJOCO.replace(twin_critics=True, policy_delay=2, target_noise=0.2, target_noise_clip=0.5),
 }
 """Named starting points for ``--preset``; any flag given on the command line overrides them."""
 
@@ -260,5 +327,5 @@ DEFAULT_PRESET = "pendulum"
 RESUMABLE_FIELDS = frozenset({
     "total_steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
     "keep_checkpoints", "export", "save_buffer", "eager", "progress", "resume", "logdir", "run_name",
-    "diag_every", "fuse_act", "jit_compile",
+    "diag_every", "fuse_act", "jit_compile", "threads",
 })

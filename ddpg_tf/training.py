@@ -137,6 +137,25 @@ def _check_writable(path: Path) -> None:
         raise UsageError(f"cannot write under {path}: {probe} is not a writable directory")
 
 
+def set_threads(threads: int) -> None:
+    """Use ``threads`` TensorFlow intra-op and inter-op threads (0: TensorFlow's default).
+
+    TensorFlow fixes its thread pools when it first runs an op, so this must come before any
+    tensor is created in the process; a later call asking for other values raises UsageError."""
+    if threads <= 0:
+        return
+    threading = tf.config.threading
+    if (threading.get_intra_op_parallelism_threads() == threads
+            and threading.get_inter_op_parallelism_threads() == threads):
+        return
+    try:
+        threading.set_intra_op_parallelism_threads(threads)
+        threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        raise UsageError(f"--threads {threads} must be set before TensorFlow starts; pass it to a "
+                         "fresh process") from None
+
+
 def seed_everything(config: Config) -> None:
     """Seed Python, NumPy, TensorFlow and Keras; optionally enable op determinism."""
     keras.utils.set_random_seed(config.seed)
@@ -155,6 +174,7 @@ def train(config: Config, given: set[str] | frozenset[str] = frozenset(),
     ``given`` names the fields set explicitly on the command line (they may override a
     resumed run's saved config); ``on_log`` is called at every logging step (benchmarks)."""
     config, run_dir = resolve_run(config, set(given))
+    set_threads(config.threads)
     try:
         env = make_env(config.env_id)
         eval_env = make_env(config.env_id)

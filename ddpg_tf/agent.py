@@ -8,6 +8,11 @@ Lillicrap et al. (2015), Algorithm 1. Per gradient step, in one ``tf.function``:
    (:mod:`ddpg_tf.losses`), using the critic just updated (as in Algorithm 1);
 3. targets: Polyak averaging theta' <- tau theta + (1 - tau) theta' by variable assigns.
 
+Options beyond the paper, all off in the DDPG presets: TD3 (Fujimoto et al. 2018: twin
+critics with the min target, actor and target updates every ``policy_delay`` critic updates,
+target policy smoothing), n-step returns, observation normalisation
+(:mod:`ddpg_tf.normalization`) and adaptive parameter-space noise (Plappert et al. 2018).
+
 Deviations from the paper: TD targets bootstrap through time-limit truncations (only true
 termination is masked), and every checkpoint ends the episode in progress as such a
 truncation (for exact resume); uniform random actions for the first ``learning_starts`` steps;
@@ -32,7 +37,8 @@ from ddpg_tf import losses
 from ddpg_tf._quiet import tf
 from ddpg_tf.config import Config
 from ddpg_tf.networks import build_actor, build_critic, copy_weights
-from ddpg_tf.noise import ActionNoise, make_noise
+from ddpg_tf.noise import ActionNoise, AdaptiveParamNoise, ClippedGaussian, make_noise
+from ddpg_tf.normalization import ObservationNormalizer, normalizing_policy
 from ddpg_tf.optim import Adam
 from ddpg_tf.replay_buffer import Batch, ReplayBuffer
 
@@ -67,7 +73,21 @@ class DDPGAgent:
 
         self.actor_optimizer = Adam(self.actor.trainable_variables, config.actor_lr, name="actor_adam")
         self.critic_optimizer = Adam(self.critic.trainable_variables, config.critic_lr, name="critic_adam")
-        self.critic_kernels = [v for v in self.critic.trainable_variables if "kernel" in v.path]
+        # (critic, target, optimiser) of each critic; TD3's second one has its own initialisation.
+        self.critics = [(self.critic, self.critic_target, self.critic_optimizer)]
+        if config.twin_critics:
+            self.critic2 = build_critic(self.obs_dim, self.action_dim, config.critic_hidden,
+                                        action_layer=config.critic_action_layer,
+                                        layer_norm=config.layer_norm, seed=seed + 6000,
+                                        dtype=self.dtype, name="critic2")
+            self.critic2_target = build_critic(self.obs_dim, self.action_dim, config.critic_hidden,
+                                               action_layer=config.critic_action_layer,
+                                               layer_norm=config.layer_norm, seed=seed + 6000,
+                                               dtype=self.dtype, name="critic2_target")
+            copy_weights(self.critic2, self.critic2_target)
+            self.critic2_optimizer = Adam(self.critic2.trainable_variables, config.critic_lr,
+                                          name="critic2_adam")
+            self.critics.append((self.critic2, self.critic2_target, self.critic2_optimizer))
         self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="updates")
         """Train steps run so far (skipped ones included)."""
         self.nonfinite_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="nonfinite_updates")
@@ -78,6 +98,24 @@ class DDPGAgent:
             seed=seed + 7000, ou_theta=config.ou_theta, ou_dt=config.ou_dt, dtype=self.dtype)
         self._low = tf.constant(self.action_low, self.dtype)
         self._high = tf.constant(self.action_high, self.dtype)
+        self._half_range = tf.constant((self.action_high - self.action_low) / 2.0, self.dtype)
+        self.target_smoothing = (ClippedGaussian(self.action_low, self.action_high, config.target_noise,
+                                                 config.target_noise_clip, seed=seed + 8000, dtype=self.dtype)
+                                 if config.target_noise > 0 else None)
+        self.obs_norm = (ObservationNormalizer(self.obs_dim, config.obs_norm_clip, dtype=self.dtype)
+                         if config.obs_norm else None)
+        self.param_noise: AdaptiveParamNoise | None = None
+        if config.noise == "param":
+            self.param_noise = AdaptiveParamNoise(config.param_noise_init, config.noise_sigma,
+                                                  config.param_noise_alpha, seed=seed + 7500,
+                                                  dtype=self.dtype)
+            self.perturbed_actor = actor("perturbed_actor")
+            self.adaptive_actor = actor("adaptive_actor")  # measures the distance for adaptation
+            self._perturb = self._compiled(self._perturb_actor, [])
+        # Metrics of the latest actor update, reported on the steps a policy delay skips it.
+        if config.policy_delay > 1:
+            self._last_actor = {k: tf.Variable(tf.zeros((), self.dtype), trainable=False, name=k)
+                                for k in ("loss/actor", "grad/actor_norm", "grad/dqda_norm")}
         self.actor_gradients = losses.ACTOR_GRADIENT_STYLES[config.actor_update]
         self.dqda_transform = losses.make_dqda_transform(config.dqda_transform, self._low, self._high,
                                                          config.dqda_clip)
@@ -88,7 +126,7 @@ class DDPGAgent:
         act = tf.TensorSpec((None, self.action_dim), self.dtype)
         col = tf.TensorSpec((None, 1), self.dtype)
         one = tf.TensorSpec((self.obs_dim,), self.dtype)
-        batch_spec = [obs, act, col, obs, col]
+        batch_spec = [obs, act, col, obs, col] + ([col] if config.n_step > 1 else [])
         self._train = self._compiled(self._train_step, batch_spec)
         self._diagnose = self._compiled(self._diagnostics, [obs])
         self._act_explore = self._compiled(lambda o: self._act(o, True), [one])
@@ -112,31 +150,86 @@ class DDPGAgent:
 
     # --- the compiled step -----------------------------------------------------------
     def _train_step(self, observations: tf.Tensor, actions: tf.Tensor, rewards: tf.Tensor,
-                    next_observations: tf.Tensor, terminated: tf.Tensor) -> dict[str, tf.Tensor]:
+                    next_observations: tf.Tensor, terminated: tf.Tensor,
+                    bootstrap_steps: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         cfg = self.config
+        if self.obs_norm is not None:  # networks see normalised observations, replay keeps raw ones
+            observations = self.obs_norm(observations)
+            next_observations = self.obs_norm(next_observations)
         # Critic. y = r + gamma (1 - terminated) Q'(s', mu'(s')); targets run in inference mode.
+        target = self._td_target(rewards, next_observations, terminated, bootstrap_steps)
+        critic_ok, metrics = self._update_critics(observations, actions, target)
+        # Actor and targets, every policy_delay-th update (TD3); each update in plain DDPG.
+        if cfg.policy_delay == 1:
+            ok, actor_metrics = self._update_actor_and_targets(observations, critic_ok)
+        else:
+            def update() -> tf.Tensor:
+                ok, values = self._update_actor_and_targets(observations, critic_ok)
+                for key, var in self._last_actor.items():
+                    var.assign(values[key])
+                return ok
+
+            due = (self.updates + 1) % cfg.policy_delay == 0  # TD3: after the 2nd, 4th, ... update
+            ok = tf.cond(due, update, lambda: critic_ok)
+            actor_metrics = {k: v.read_value() for k, v in self._last_actor.items()}
+        self.updates.assign_add(1)
+        self.nonfinite_updates.assign_add(tf.cast(tf.logical_not(ok), tf.int64))
+        metrics.update(actor_metrics)
+        return metrics
+
+    def _td_target(self, rewards: tf.Tensor, next_observations: tf.Tensor, terminated: tf.Tensor,
+                   bootstrap_steps: tf.Tensor | None) -> tf.Tensor:
+        cfg = self.config
         next_actions = self.actor_target(next_observations, training=False)
-        if cfg.actor_output == "linear":  # an unsquashed actor may leave the bounds; the env clips
+        if self.target_smoothing is not None:  # TD3: clip(mu'(s') + clip(eps, -c, c), low, high)
+            noise = self.target_smoothing.sample(tf.shape(next_actions)[0])
+            next_actions = losses.smoothed_target_actions(next_actions, noise, self._low, self._high)
+        elif cfg.actor_output == "linear":  # an unsquashed actor may leave the bounds; the env clips
             next_actions = tf.clip_by_value(next_actions, self._low, self._high)
         next_q = self.critic_target([next_observations, next_actions], training=False)
-        target = losses.td_target(rewards, terminated, next_q, cfg.gamma)
-        with tf.GradientTape() as tape:
-            q = self.critic([observations, actions], training=True)
-            td_loss = losses.critic_loss(q, target)
-            loss = td_loss
-            if cfg.critic_l2 > 0:
-                loss = loss + losses.l2_penalty(self.critic_kernels, cfg.critic_l2)
-        critic_vars = self.critic.trainable_variables
-        critic_grads, critic_norm = losses.clip_by_global_norm(tape.gradient(loss, critic_vars),
-                                                               cfg.max_grad_norm)
-        # A non-finite loss or gradient must not reach the weights: its update runs with a
-        # zero learning rate and tau (no tf.cond, which would cost a nested function call),
-        # is counted, and the training loop stops with an error before the next checkpoint.
-        critic_ok = tf.math.is_finite(loss) & tf.math.is_finite(critic_norm)
-        self.critic_optimizer.apply_gradients(_zero_if_not(critic_ok, critic_grads), critic_vars,
-                                              lr_scale=tf.cast(critic_ok, self.dtype))
+        if cfg.twin_critics:  # TD3: bootstrap from min(Q1', Q2')
+            next_q2 = self.critic2_target([next_observations, next_actions], training=False)
+            next_q = losses.clipped_double_q(next_q, next_q2)
+        if bootstrap_steps is None:
+            return losses.td_target(rewards, terminated, next_q, cfg.gamma)
+        return losses.n_step_td_target(rewards, terminated, next_q, cfg.gamma, bootstrap_steps)
 
-        # Actor. grad_theta J = 1/N sum_i dQ/da|a=mu(s_i) . dmu(s_i)/dtheta (see losses.py).
+    def _update_critics(self, observations: tf.Tensor, actions: tf.Tensor,
+                        target: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """One Adam step of each critic on the TD error to ``target``; returns whether every
+        loss and gradient was finite, and the metrics of the first critic."""
+        cfg = self.config
+        all_ok = tf.constant(True)
+        metrics: dict[str, tf.Tensor] = {}
+        for i, (critic, _, optimizer) in enumerate(self.critics):
+            with tf.GradientTape() as tape:
+                q = critic([observations, actions], training=True)
+                td_loss = losses.critic_loss(q, target)
+                loss = td_loss
+                if cfg.critic_l2 > 0:
+                    kernels = [v for v in critic.trainable_variables if "kernel" in v.path]
+                    loss = loss + losses.l2_penalty(kernels, cfg.critic_l2)
+            variables = critic.trainable_variables
+            grads, norm = losses.clip_by_global_norm(tape.gradient(loss, variables), cfg.max_grad_norm)
+            # A non-finite loss or gradient must not reach the weights: its update runs with a
+            # zero learning rate and tau (no tf.cond, which would cost a nested function call),
+            # is counted, and the training loop stops with an error before the next checkpoint.
+            ok = tf.math.is_finite(loss) & tf.math.is_finite(norm)
+            optimizer.apply_gradients(_zero_if_not(ok, grads), variables, lr_scale=tf.cast(ok, self.dtype))
+            all_ok = all_ok & ok
+            suffix = "" if i == 0 else str(i + 1)
+            metrics.update({f"loss/critic{suffix}": td_loss, f"loss/critic{suffix}_total": loss,
+                            f"grad/critic{suffix}_norm": norm})
+            if i == 0:
+                metrics.update({"q/mean": tf.reduce_mean(q), "q/target_mean": tf.reduce_mean(target),
+                                "hist/q": q})
+        return all_ok, metrics
+
+    def _update_actor_and_targets(self, observations: tf.Tensor,
+                                  critic_ok: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        cfg = self.config
+        # Actor. grad_theta J = 1/N sum_i dQ/da|a=mu(s_i) . dmu(s_i)/dtheta (see losses.py),
+        # using the critic just updated (Q1 under TD3).
         step = self._actor_gradients(observations)
         actor_vars = self.actor.trainable_variables
         actor_grads, actor_norm = losses.clip_by_global_norm(step.grads, cfg.max_grad_norm)
@@ -147,21 +240,16 @@ class DDPGAgent:
         # Targets. theta' <- tau theta + (1 - tau) theta'  (tau = 0 after a skipped update).
         tau = tf.where(ok, tf.constant(cfg.tau, self.dtype), tf.constant(0.0, self.dtype))
         losses.soft_update(self.actor_target.weights, self.actor.weights, tau)
-        losses.soft_update(self.critic_target.weights, self.critic.weights, tau)
-        self.updates.assign_add(1)
-        self.nonfinite_updates.assign_add(tf.cast(tf.logical_not(ok), tf.int64))
-        return {
-            "loss/critic": td_loss,
-            "loss/critic_total": loss,
+        for critic, critic_target, _ in self.critics:
+            losses.soft_update(critic_target.weights, critic.weights, tau)
+        metrics = {
             "loss/actor": step.loss,
-            "q/mean": tf.reduce_mean(q),
-            "q/target_mean": tf.reduce_mean(target),
-            "grad/critic_norm": critic_norm,
             "grad/actor_norm": actor_norm,
             "grad/dqda_norm": tf.reduce_mean(tf.norm(step.dq_da, axis=-1)),
-            "hist/q": q,
-            "hist/policy_actions": step.actions,
         }
+        if cfg.policy_delay == 1:
+            metrics["hist/policy_actions"] = step.actions
+        return ok, metrics
 
     def _actor_gradients(self, observations: tf.Tensor) -> losses.ActorGradients:
         if self.dqda_transform is None:
@@ -171,6 +259,8 @@ class DDPGAgent:
     def _diagnostics(self, observations: tf.Tensor) -> dict[str, tf.Tensor]:
         """Compare the gradient the configured style would apply with the direct gradient on
         the same weights and batch (nothing is updated)."""
+        if self.obs_norm is not None:
+            observations = self.obs_norm(observations)
         applied = self._actor_gradients(observations)
         direct = losses.actor_grads_direct(self.actor, self.critic, observations)
         cosine, rel_diff = losses.flat_cosine_and_rel_diff(applied.grads, direct.grads)
@@ -186,10 +276,34 @@ class DDPGAgent:
         }
 
     def _act(self, observation: tf.Tensor, explore: bool) -> tf.Tensor:
-        action = self.actor(observation[None], training=False)[0]
+        x = observation[None] if self.obs_norm is None else self.obs_norm(observation[None])
+        if explore and self.param_noise is not None:  # the perturbed copy explores; no action noise
+            return tf.clip_by_value(self.perturbed_actor(x, training=False)[0], self._low, self._high)
+        action = self.actor(x, training=False)[0]
         if explore:
             action = action + self.noise.sample()
         return tf.clip_by_value(action, self._low, self._high)
+
+    # --- parameter-space noise (Plappert et al. 2018) ------------------------------------
+    def _perturb_actor(self) -> None:
+        self.param_noise.perturb(self.actor.weights, self.perturbed_actor.weights)
+
+    def _adapt_param_noise(self) -> dict[str, tf.Tensor]:
+        """Perturb a scratch copy with the current std, measure its action distance to the
+        actor on a replay batch, and move the std towards the target distance."""
+        noise = self.param_noise
+        std = noise.std.read_value()
+        noise.perturb(self.actor.weights, self.adaptive_actor.weights)
+        size = self.replay._size
+        idx = self._noise_generator.uniform([self.config.batch_size], 0, size, dtype=tf.int64)
+        observations = self.replay.unpack(tf.gather(self.replay.storage, idx)).observations
+        if self.obs_norm is not None:
+            observations = self.obs_norm(observations)
+        distance = losses.policy_distance(self.actor(observations, training=False),
+                                          self.adaptive_actor(observations, training=False),
+                                          self._half_range)
+        noise.adapt(distance)
+        return {"noise/param_std": std, "noise/param_distance": distance}
 
     # --- steps fused with replay storage (one compiled call per environment step) -------
     def bind_replay(self, buffer: ReplayBuffer) -> None:
@@ -199,26 +313,36 @@ class DDPGAgent:
         self.replay = buffer
         self._diag_generator = tf.random.Generator.from_seed(self.config.seed + 9000)
         row = [tf.TensorSpec((buffer.width,), buffer.storage.dtype)]
-        self._store = self._compiled(buffer.add_row, row)
+        self._store = self._compiled(self._store_row, row)
+        if self.param_noise is not None:
+            self._noise_generator = tf.random.Generator.from_seed(self.config.seed + 9500)
+            self._adapt = self._compiled(self._adapt_param_noise, [])
         self._train_replay = self._compiled(self._replay_updates, [])
         self._store_train = self._compiled(self._store_and_train, row)
         self._store_train_act = self._compiled(self._store_train_and_act, row)
         self._diagnose_replay = self._compiled(self._diagnostics_on_replay, [])
 
+    def _store_row(self, row: tf.Tensor) -> None:
+        self.replay.add_row(row)
+        if self.obs_norm is not None:  # statistics follow every stored observation
+            a, b = self.replay.columns["observations"]
+            self.obs_norm.update(row[None, a:b])
+
     def _replay_updates(self) -> dict[str, tf.Tensor]:
         metrics: dict[str, tf.Tensor] = {}
         for _ in range(self.config.gradient_steps):
             b = self.replay.unpack(self.replay.sample_rows(self.config.batch_size))
+            n_step = () if b.bootstrap_steps is None else (b.bootstrap_steps,)
             metrics = self._train_step(b.observations, b.actions, b.rewards, b.next_observations,
-                                       b.terminated)
+                                       b.terminated, *n_step)
         return metrics
 
     def _store_and_train(self, row: tf.Tensor) -> dict[str, tf.Tensor]:
-        self.replay.add_row(row)
+        self._store_row(row)
         return self._replay_updates()
 
     def _store_train_and_act(self, row: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        self.replay.add_row(row)
+        self._store_row(row)
         metrics = self._replay_updates()
         a, b = self.replay.columns["next_observations"]
         return self._act(row[a:b], True), metrics
@@ -248,6 +372,10 @@ class DDPGAgent:
         action, metrics = self._store_train_act(row)
         return action.numpy(), metrics
 
+    def adapt_param_noise(self) -> dict[str, tf.Tensor]:
+        """One adaptation step of the parameter-noise std on a replay batch (``param`` noise)."""
+        return self._adapt()
+
     def replay_diagnostics(self) -> dict[str, tf.Tensor]:
         """Live gradient diagnostics on a batch drawn from the bound replay buffer."""
         return self._diagnose_replay()
@@ -255,8 +383,9 @@ class DDPGAgent:
     # --- public API ------------------------------------------------------------------
     def train_step(self, batch: Batch) -> dict[str, tf.Tensor]:
         """One critic, actor and target update on ``batch``; returns metric tensors."""
+        n_step = () if self.config.n_step == 1 else (batch.bootstrap_steps,)
         return self._train(batch.observations, batch.actions, batch.rewards,
-                           batch.next_observations, batch.terminated)
+                           batch.next_observations, batch.terminated, *n_step)
 
     def diagnostics(self, batch: Batch) -> dict[str, tf.Tensor]:
         """Live gradient diagnostics on ``batch`` (see :meth:`_diagnostics`)."""
@@ -269,7 +398,17 @@ class DDPGAgent:
         return fn(obs).numpy()
 
     def reset_noise(self) -> None:
+        """Called at every episode start: restarts OU noise, redraws the parameter noise."""
         self.noise.reset()
+        if self.param_noise is not None:
+            self._perturb()
+
+    def policy(self) -> keras.Model:
+        """The deterministic policy as one plain-Keras model from raw observations to actions
+        (the actor, behind the frozen observation normaliser when ``obs_norm`` is on)."""
+        if self.obs_norm is None:
+            return self.actor
+        return normalizing_policy(self.actor, self.obs_norm)
 
     def trackables(self) -> dict[str, Any]:
         """Everything of the agent a checkpoint must hold."""
@@ -281,6 +420,14 @@ class DDPGAgent:
             # The replay buffer itself (rows, position, sampling RNG) is saved beside the
             # checkpoint, compressed; see ReplayBuffer.save.
             **({"diag_generator": self._diag_generator} if hasattr(self, "replay") else {}),
+            **({"critic2": self.critic2, "critic2_target": self.critic2_target,
+                "critic2_optimizer": self.critic2_optimizer} if self.config.twin_critics else {}),
+            **({"target_smoothing": self.target_smoothing} if self.target_smoothing is not None else {}),
+            **({"obs_norm": self.obs_norm} if self.obs_norm is not None else {}),
+            **({"param_noise": self.param_noise, "perturbed_actor": self.perturbed_actor}
+               if self.param_noise is not None else {}),
+            **({"param_noise_generator": self._noise_generator}
+               if self.param_noise is not None and hasattr(self, "replay") else {}),
         }
 
 

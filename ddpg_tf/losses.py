@@ -64,6 +64,39 @@ def td_target(rewards: tf.Tensor, terminated: tf.Tensor, next_q: tf.Tensor,
     return rewards + gamma * (1.0 - terminated) * next_q
 
 
+def n_step_td_target(rewards: tf.Tensor, terminated: tf.Tensor, next_q: tf.Tensor,
+                     gamma: float | tf.Tensor, steps: tf.Tensor) -> tf.Tensor:
+    """y_i = R_i + gamma^m_i (1 - terminated_i) Q'(s_{i+m_i}, mu'(s_{i+m_i})) for n-step returns.
+
+    ``rewards`` holds R_i = sum_{k<m_i} gamma^k r_{i+k}, ``steps`` the number m_i <= n of
+    rewards in it (fewer than n when the episode ended first), ``next_q`` the target value
+    at the state m_i steps on. A termination inside the window removes the bootstrap term; a
+    truncation keeps it, discounted by the steps actually taken. With m_i = 1 this is
+    :func:`td_target`. All arguments have shape (N, 1).
+    """
+    return rewards + tf.pow(tf.cast(gamma, rewards.dtype), steps) * (1.0 - terminated) * next_q
+
+
+def clipped_double_q(next_q1: tf.Tensor, next_q2: tf.Tensor) -> tf.Tensor:
+    """TD3's clipped double Q-learning target value min(Q1', Q2') (Fujimoto et al. 2018, eq. 10):
+    the smaller of two independently trained estimates counters the overestimation that
+    maximising one critic builds up."""
+    return tf.minimum(next_q1, next_q2)
+
+
+def smoothed_target_actions(next_actions: tf.Tensor, noise: tf.Tensor, low: tf.Tensor,
+                            high: tf.Tensor) -> tf.Tensor:
+    """TD3's target policy smoothing: clip(mu'(s') + clip(eps, -c, c), low, high); ``noise`` is
+    the already clipped eps, so Q' is averaged over a small neighbourhood of mu'(s')."""
+    return tf.clip_by_value(next_actions + noise, low, high)
+
+
+def policy_distance(actions: tf.Tensor, perturbed_actions: tf.Tensor, half_range: tf.Tensor) -> tf.Tensor:
+    """Plappert et al. (2018)'s distance for DDPG, in units of the half action range:
+    sqrt(mean over samples and components of ((mu(s) - mu~(s)) / half_range)^2)."""
+    return tf.sqrt(tf.reduce_mean(tf.square((actions - perturbed_actions) / half_range)))
+
+
 def critic_loss(q: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """Mean squared TD error 1/N sum_i (Q(s_i, a_i) - y_i)^2; ``target`` is not differentiated."""
     return tf.reduce_mean(tf.square(q - tf.stop_gradient(target)))

@@ -93,6 +93,72 @@ def make_noise(kind: str, action_low: np.ndarray, action_high: np.ndarray, *, si
     if kind == "ou":
         return OrnsteinUhlenbeckNoise(action_low, action_high, sigma, seed, theta=ou_theta, dt=ou_dt,
                                       dtype=dtype, name="ou_noise")
-    if kind == "none":
+    if kind in ("none", "param"):  # parameter noise perturbs the actor instead (AdaptiveParamNoise)
         return NoNoise(action_low, action_high, 0.0, seed, dtype=dtype, name="no_noise")
     raise ValueError(f"unknown noise {kind!r}")
+
+
+class ClippedGaussian(tf.Module):
+    """TD3's target policy smoothing noise (Fujimoto et al. 2018, eq. 14):
+    clip(eps, -c, c) with eps ~ N(0, sigma^2), per sample and component, both sigma and c in
+    units of the half action range. Draws use stateless seeds from a checkpointable generator."""
+
+    def __init__(self, action_low: np.ndarray, action_high: np.ndarray, sigma: float, clip: float,
+                 seed: int, dtype: str = "float32", name: str = "target_smoothing") -> None:
+        super().__init__(name=name)
+        half_range = (np.asarray(action_high, np.float64) - np.asarray(action_low, np.float64)) / 2.0
+        self.dtype = tf.as_dtype(dtype)
+        self.scale = tf.constant(sigma * half_range, self.dtype)
+        self.limit = tf.constant(clip * half_range, self.dtype)
+        self.generator = tf.random.Generator.from_seed(seed)
+
+    def sample(self, batch_size: tf.Tensor | int) -> tf.Tensor:
+        """Noise of shape (batch_size, action_dim)."""
+        seed = self.generator.uniform_full_int([2], dtype=tf.int32)
+        eps = tfd.Normal(tf.zeros_like(self.scale), self.scale).sample(batch_size, seed=seed)
+        return tf.clip_by_value(eps, -self.limit, self.limit)
+
+
+class AdaptiveParamNoise(tf.Module):
+    """Adaptive parameter-space noise (Plappert et al. 2018, section 3 and appendix C.1).
+
+    Exploration comes from a copy of the actor whose weights carry Gaussian noise,
+    theta~ = theta + N(0, std^2), redrawn at every episode start. ``std`` adapts so that the
+    perturbed policy's actions stay at a target distance from the unperturbed ones:
+
+        d = sqrt(mean over batch and components of ((mu(s) - mu~(s)) / half_range)^2),
+        std <- std / alpha if d > target else std * alpha,
+
+    measured on replayed states with a freshly perturbed copy (the paper's DDPG variant).
+    Layer-normalisation parameters are not perturbed (they rescale the layer, which would
+    make the noise scale meaningless).
+    """
+
+    def __init__(self, init_std: float, target_distance: float, alpha: float, seed: int,
+                 dtype: str = "float32", name: str = "param_noise") -> None:
+        super().__init__(name=name)
+        self.dtype = tf.as_dtype(dtype)
+        self.std = tf.Variable(tf.constant(init_std, self.dtype), trainable=False, name="std")
+        self.target_distance = float(target_distance)
+        self.alpha = float(alpha)
+        self.generator = tf.random.Generator.from_seed(seed)
+
+    def perturb(self, source: list[tf.Variable], target: list[tf.Variable]) -> None:
+        """target <- source + N(0, std^2) for dense kernels and biases; copied otherwise."""
+        for src, dst in zip(source, target, strict=True):
+            if _perturbable(src):
+                seed = self.generator.uniform_full_int([2], dtype=tf.int32)
+                dst.assign(src + tfd.Normal(tf.zeros((), self.dtype), self.std).sample(
+                    tf.shape(src), seed=seed))
+            else:
+                dst.assign(src)
+
+    def adapt(self, distance: tf.Tensor) -> None:
+        """One multiplicative step of std towards the target action distance."""
+        self.std.assign(tf.where(distance > self.target_distance, self.std / self.alpha,
+                                 self.std * self.alpha))
+
+
+def _perturbable(variable: tf.Variable) -> bool:
+    path = variable.path
+    return variable.trainable and "_norm" not in path and ("kernel" in path or "bias" in path)

@@ -1,7 +1,8 @@
 """Fixed-capacity ring replay buffer held in a TensorFlow variable, sampled in-graph.
 
 Each transition is one row of a ``(capacity, width)`` variable, columns laid out as
-``[observation | action | reward | next_observation | terminated | truncated]``. Keeping the
+``[observation | action | reward | next_observation | terminated | truncated]``, plus a
+``bootstrap_steps`` column for n-step returns (see :class:`NStepWindow`). Keeping the
 rows in a variable lets the agent's compiled step store the newest transition, draw a batch
 with a ``tf.random.Generator`` and update, all in one call, with no per-step NumPy gather and
 no host-to-tensor copies of the batch (see ``DDPGAgent.bind_replay``). The memory cost is
@@ -37,6 +38,9 @@ class Batch(NamedTuple):
     next_observations: np.ndarray
     terminated: np.ndarray
     truncated: np.ndarray
+    bootstrap_steps: np.ndarray | None = None
+    """For n-step returns: how many rewards the row's reward sums (its bootstrap discount is
+    gamma ** bootstrap_steps); None in a 1-step buffer."""
 
 
 class ReplayBuffer(tf.Module):
@@ -45,14 +49,16 @@ class ReplayBuffer(tf.Module):
     _FIELDS = ("observations", "actions", "rewards", "next_observations", "terminated", "truncated")
 
     def __init__(self, capacity: int, obs_dim: int, action_dim: int, *, seed: int = 0,
-                 dtype: str = "float32") -> None:
+                 dtype: str = "float32", n_step: int = 1) -> None:
         super().__init__(name="replay_buffer")
         self.capacity = int(capacity)
         self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
         self.dtype = np.dtype(dtype)
-        widths = (obs_dim, action_dim, 1, obs_dim, 1, 1)
+        self.n_step = int(n_step)
+        fields = self._FIELDS + (("bootstrap_steps",) if self.n_step > 1 else ())
+        widths = _widths(obs_dim, action_dim, self.n_step > 1)
         edges = np.concatenate([[0], np.cumsum(widths)]).tolist()
-        self.columns = {f: (edges[i], edges[i + 1]) for i, f in enumerate(self._FIELDS)}
+        self.columns = {f: (edges[i], edges[i + 1]) for i, f in enumerate(fields)}
         self.width = int(edges[-1])
         self.storage = tf.Variable(tf.zeros((self.capacity, self.width), self.dtype), trainable=False,
                                    name="storage")
@@ -79,7 +85,8 @@ class ReplayBuffer(tf.Module):
         return Batch(*(rows[:, a:b] for a, b in self.columns.values()))
 
     def pack(self, observation: np.ndarray, action: np.ndarray, reward: float,
-             next_observation: np.ndarray, terminated: bool, truncated: bool) -> np.ndarray:
+             next_observation: np.ndarray, terminated: bool, truncated: bool,
+             bootstrap_steps: int = 1) -> np.ndarray:
         """One transition as a packed row (NumPy, in the buffer's dtype)."""
         row = np.empty(self.width, self.dtype)
         c = self.columns
@@ -89,6 +96,10 @@ class ReplayBuffer(tf.Module):
         row[c["next_observations"][0]:c["next_observations"][1]] = next_observation
         row[c["terminated"][0]] = terminated
         row[c["truncated"][0]] = truncated
+        if "bootstrap_steps" in c:
+            row[c["bootstrap_steps"][0]] = bootstrap_steps
+        elif bootstrap_steps != 1:
+            raise ValueError("a 1-step buffer stores only 1-step transitions")
         return row
 
     # --- eager API ---------------------------------------------------------------------
@@ -105,15 +116,22 @@ class ReplayBuffer(tf.Module):
         return int(self._position.numpy())
 
     def add(self, observation: np.ndarray, action: np.ndarray, reward: float,
-            next_observation: np.ndarray, terminated: bool, truncated: bool) -> None:
+            next_observation: np.ndarray, terminated: bool, truncated: bool,
+            bootstrap_steps: int = 1) -> None:
         """Store one transition. ``next_observation`` must be the observation the step
         returned (for a truncated episode: the final observation, not the reset one)."""
-        self._add(self.pack(observation, action, reward, next_observation, terminated, truncated))
+        self._add(self.pack(observation, action, reward, next_observation, terminated, truncated,
+                            bootstrap_steps))
 
     def add_batch(self, observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
-                  next_observations: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> None:
+                  next_observations: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
+                  bootstrap_steps: np.ndarray | None = None) -> None:
         """Store many transitions at once (in order, wrapping around), in place."""
-        fields = (observations, actions, rewards, next_observations, terminated, truncated)
+        fields: tuple[np.ndarray, ...] = (observations, actions, rewards, next_observations, terminated,
+                                          truncated)
+        if "bootstrap_steps" in self.columns:
+            steps = np.ones(len(observations)) if bootstrap_steps is None else bootstrap_steps
+            fields += (steps,)
         n = len(observations)
         rows = np.empty((n, self.width), self.dtype)
         for (a, b), values in zip(self.columns.values(), fields, strict=True):
@@ -185,11 +203,68 @@ def read_saved_transitions(path: str | Path) -> Batch:
     """The transitions in a file written by :meth:`ReplayBuffer.save`, oldest slot first in
     storage order (not time order once the ring has wrapped), as NumPy arrays."""
     with np.load(path) as data:
+        width = int(data["meta"][3])
         obs_dim, action_dim = (int(v) for v in data["meta"][4:6])
         rows = data["rows"]
-    widths = (obs_dim, action_dim, 1, obs_dim, 1, 1)
+    widths = _widths(obs_dim, action_dim, width > sum(_widths(obs_dim, action_dim, False)))
     edges = np.concatenate([[0], np.cumsum(widths)])
-    return Batch(*(rows[:, edges[i]:edges[i + 1]] for i in range(6)))
+    return Batch(*(rows[:, edges[i]:edges[i + 1]] for i in range(len(widths))))
+
+
+def _widths(obs_dim: int, action_dim: int, n_step: bool) -> tuple[int, ...]:
+    return (obs_dim, action_dim, 1, obs_dim, 1, 1) + ((1,) if n_step else ())
+
+
+class NStepWindow:
+    """Turns a stream of 1-step transitions into n-step ones, on the host, before storage.
+
+    For the transition at time t it emits (s_t, a_t, R, s_{t+m}, terminated, truncated, m)
+    with R = sum_{k<m} gamma^k r_{t+k} (summed in float64): m = n while the episode goes on;
+    when it ends at step t + m - 1 < t + n - 1, the last n - 1 transitions are emitted with
+    the m that remain, ``terminated`` (no bootstrap) or ``truncated`` (bootstrap from the
+    last state reached, discounted by gamma^m) taken from the episode's final step. So every
+    environment step is stored once, as the start of one window. With n = 1 it passes
+    transitions through unchanged.
+    """
+
+    def __init__(self, n: int, gamma: float) -> None:
+        self.n, self.gamma = int(n), float(gamma)
+        self._pending: list[tuple[np.ndarray, np.ndarray, float]] = []
+        self._last: tuple[np.ndarray, bool, bool] | None = None
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def push(self, observation: np.ndarray, action: np.ndarray, reward: float,
+             next_observation: np.ndarray, terminated: bool, truncated: bool) -> list[tuple]:
+        """Add one step; return the n-step transitions it completes (in time order), as
+        ``ReplayBuffer.pack`` argument tuples."""
+        self._pending.append((observation, action, float(reward)))
+        self._last = (next_observation, bool(terminated), bool(truncated))
+        if terminated or truncated:
+            return self.flush(truncated=bool(truncated))
+        if len(self._pending) == self.n:
+            return [self._emit(terminated=False, truncated=False)]
+        return []
+
+    def flush(self, truncated: bool = True) -> list[tuple]:
+        """Emit every pending window as ending at the last state pushed (an episode end, or a
+        cut such as a checkpoint, which counts as a truncation)."""
+        out = []
+        while self._pending:
+            assert self._last is not None
+            out.append(self._emit(terminated=self._last[1], truncated=truncated and not self._last[1]))
+        return out
+
+    def _emit(self, *, terminated: bool, truncated: bool) -> tuple:
+        observation, action, _ = self._pending[0]
+        total = 0.0
+        for k, (_, _, reward) in enumerate(self._pending):
+            total += self.gamma ** k * reward
+        steps = len(self._pending)
+        self._pending.pop(0)
+        assert self._last is not None
+        return observation, action, total, self._last[0], terminated, truncated, steps
 
 
 def _read(path: str | Path) -> tuple[int, int, int, int, np.ndarray, np.ndarray]:

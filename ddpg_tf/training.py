@@ -31,7 +31,7 @@ from ddpg_tf.checkpointing import Checkpointer, CheckpointError, atomic_write_te
 from ddpg_tf.cli import TrainingError, UsageError
 from ddpg_tf.config import RESUMABLE_FIELDS, Config, ConfigError
 from ddpg_tf.envs import EnvError, make_env, rng_state, set_rng_state, space_dims
-from ddpg_tf.replay_buffer import ReplayBuffer
+from ddpg_tf.replay_buffer import NStepWindow, ReplayBuffer
 from ddpg_tf.summaries import SummaryLogger
 
 CONFIG_FILE = "config.json"
@@ -192,7 +192,9 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
     seed_everything(config)
     obs_dim, low, high = space_dims(env)
     agent = DDPGAgent(config, obs_dim, low, high)
-    buffer = ReplayBuffer(config.buffer_size, obs_dim, len(low), seed=config.seed, dtype=config.dtype)
+    buffer = ReplayBuffer(config.buffer_size, obs_dim, len(low), seed=config.seed, dtype=config.dtype,
+                          n_step=config.n_step)
+    window = NStepWindow(config.n_step, config.gamma)
     agent.bind_replay(buffer)
     ckpt = Checkpointer(run_dir, agent.trackables(), config.keep_checkpoints)
 
@@ -268,16 +270,23 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
         if bad_field is not None and not config.skip_nonfinite:
             raise TrainingError(f"the environment returned a non-finite {bad_field} at step {step + 1}; "
                                 "fix the environment or pass --skip-nonfinite to drop such transitions")
-        row = None
+        rows: list[np.ndarray] = []
         if bad_field is None:
             # next_obs is the true successor even when truncated (the reset comes next iteration).
-            row = buffer.pack(obs, action, float(reward), next_obs, bool(terminated), bool(truncated))
-            stored += 1
+            # The n-step window returns the transitions this step completes: one (m = 1 with
+            # n = 1, m = n mid-episode), none early in an episode, several at its end.
+            rows = [buffer.pack(*t) for t in window.push(obs, action, float(reward), next_obs,
+                                                          bool(terminated), bool(truncated))]
         else:
             skipped_nonfinite += 1
             logger.scalars({"data/nonfinite_skipped": skipped_nonfinite}, step + 1)
             if bad_field == "observation":
                 truncated = True  # no valid state to continue from: start a new episode
+                rows = [buffer.pack(*t) for t in window.flush()]
+        for extra in rows[:-1]:
+            agent.store(extra)
+        row = rows[-1] if rows else None
+        stored += len(rows)
         obs = next_obs
         episode_return += float(reward)
         episode_length += 1
@@ -305,6 +314,9 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
 
         if config.diag_every and step % config.diag_every == 0 and metrics is not None:
             logger.scalars(agent.replay_diagnostics(), step)
+        if (agent.param_noise is not None and metrics is not None
+                and step % config.param_noise_adapt_every == 0):
+            logger.scalars(agent.adapt_param_noise(), step)
 
         if step % config.log_every == 0:
             now = time.perf_counter()
@@ -332,6 +344,9 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
                 # Resume rule: every checkpoint ends the episode in progress (as a time-limit
                 # truncation, so its last transition is still bootstrapped). A resumed run, which
                 # must start with a reset, then follows the uninterrupted run exactly.
+                for pending in window.flush():
+                    agent.store(buffer.pack(*pending))
+                    stored += 1
                 buffer.mark_truncated_last()
                 end_episode()
             checkpoint()
@@ -343,7 +358,7 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
     logger.close()
     result.steps = step
     if config.export:
-        result.exported = export_actor(agent.actor, run_dir)
+        result.exported = export_actor(agent.policy(), run_dir)
     _report(result, config)
     return result
 

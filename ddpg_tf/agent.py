@@ -127,7 +127,11 @@ class DDPGAgent:
         col = tf.TensorSpec((None, 1), self.dtype)
         one = tf.TensorSpec((self.obs_dim,), self.dtype)
         batch_spec = [obs, act, col, obs, col] + ([col] if config.n_step > 1 else [])
-        self._train = self._compiled(self._train_step, batch_spec)
+        if config.n_step > 1:
+            self._train = self._compiled(self._train_step, batch_spec)
+        else:  # the signature must cover every parameter: leave out bootstrap_steps
+            self._train = self._compiled(lambda o, a, r, o2, d: self._train_step(o, a, r, o2, d),
+                                         batch_spec)
         self._diagnose = self._compiled(self._diagnostics, [obs])
         self._act_explore = self._compiled(lambda o: self._act(o, True), [one])
         self._act_greedy = self._compiled(lambda o: self._act(o, False), [one])

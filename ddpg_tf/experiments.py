@@ -16,8 +16,9 @@ are never shared; its run directory is ``OUT/runs/NAME`` and its output goes to
 ``OUT/logs/NAME.log``. Running the same command again skips finished trials (their
 ``evaluations.csv`` has a row at the final step), resumes unfinished ones from their latest
 checkpoint (``--resume``) and starts those without a checkpoint afresh, so a killed experiment
-continues where it stopped. Each trial gets ``--threads`` = ``cpus_per_trial`` (default
-``max(1, os.cpu_count() // parallel)``) unless the overrides set ``threads``.
+continues where it stopped. Each trial gets ``--threads`` (and ``OMP_NUM_THREADS``) =
+``cpus_per_trial``, by default ``max(1, os.cpu_count() // parallel)``, unless the overrides
+set ``threads``; a resumed trial keeps the thread count it was started with.
 
 **Backends.** ``local`` (default) runs at most ``--parallel`` trials at once from a thread pool,
 each thread waiting on its trial's process; the processes run in their own session, so Ctrl-C
@@ -30,7 +31,9 @@ than plain remote tasks because it already provides what the runner needs on a c
 (resource-aware queueing, per-trial status callbacks on the driver, live metrics, a record of
 failed trials) with no code of ours; its own search and scheduling features are not used (the
 grid is fixed). ``ray.init(address=--ray-address)`` attaches to a running cluster; without an
-address a local Ray instance is started and shut down at the end. Tune's bookkeeping goes to
+address a local Ray instance is started and shut down at the end. Ctrl-C lets Tune stop its
+trials; a trial's process ends with the worker that launched it (on Linux it asks for SIGTERM
+when its launcher dies), keeping its last complete checkpoint. Tune's bookkeeping goes to
 ``OUT/ray``; the trial's run directory is the same ``OUT/runs/NAME`` as with the local backend,
 so results are collected identically. On a multi-node cluster ``OUT`` must be on a filesystem
 all nodes share, and every node must be able to import ``ddpg_tf`` (installed, or at the same
@@ -88,6 +91,7 @@ EVAL_FILE = "evaluations.csv"
 EVAL_HEADER = ("step", "return_mean", "return_std", "episodes")
 CURVE_HEADER = ("trial", "env", "preset", "style", "seed", *EVAL_HEADER)
 FAILURE_HEADER = ("trial", "exit_code", "last_stderr_line", "log")
+"""Columns of failures.csv; ``log`` is relative to the output directory."""
 STOP_GRACE_SECONDS = 30.0
 """How long interrupted trials get to exit on their own before they are killed."""
 DEFAULT_BUDGETS = 5
@@ -313,47 +317,48 @@ def coerce_override(name: str, value: Any) -> Any:
     if name in RUNNER_FIELDS:
         raise SpecError(f"--set {name} is set by the experiment runner; {RUNNER_FIELDS[name]}")
     kind = typing.get_type_hints(Config)[name]
+    try:
+        converted = _convert(kind, value)
+    except ValueError:
+        converted = None
+    if converted is None:
+        raise SpecError(f"--set {name} needs {_expected(kind)}, got {value!r}")
+    return converted
 
-    def bad(expected: str) -> NoReturn:
-        raise SpecError(f"--set {name} needs {expected}, got {value!r}")
 
+_BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True,
+                  "false": False, "no": False, "off": False, "0": False}
+
+
+def _convert(kind: Any, value: Any) -> Any:
+    """``value`` as a ``kind`` (a Config field's type), or None if it is not one."""
     if kind is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "yes", "on", "1"):
-            return True
-        if text in ("false", "no", "off", "0"):
-            return False
-        bad("true or false")
+        return value if isinstance(value, bool) else _BOOLEAN_WORDS.get(str(value).strip().lower())
+    if isinstance(value, bool):
+        return None
     if kind == tuple[int, ...]:
-        parts: list[Any] = (value.replace(" ", "").split(",") if isinstance(value, str)
-                            else value if isinstance(value, list) else bad("sizes like 256,256"))
-        try:
-            return tuple(int(p) for p in parts if not isinstance(p, bool) and p != "")
-        except (TypeError, ValueError):
-            bad("sizes like 256,256")
+        parts = value.replace(" ", "").split(",") if isinstance(value, str) else value
+        if not isinstance(parts, list) or not all(isinstance(p, int | str) for p in parts):
+            return None
+        return tuple(int(p) for p in parts if p != "")
     if typing.get_origin(kind) is Literal:
-        choices = typing.get_args(kind)
-        if value not in choices:
-            bad("one of " + ", ".join(map(str, choices)))
-        return value
+        return value if value in typing.get_args(kind) else None
     if kind is int:
-        if isinstance(value, bool):
-            bad("an integer")
-        try:
-            return int(value) if isinstance(value, int | str) else bad("an integer")
-        except ValueError:
-            bad("an integer")
+        return int(value) if isinstance(value, int | str) else None
     if kind is float:
-        if isinstance(value, bool):
-            bad("a number")
-        try:
-            number = float(value) if isinstance(value, int | float | str) else bad("a number")
-        except ValueError:
-            bad("a number")
-        return number if math.isfinite(number) else bad("a finite number")
-    return value if isinstance(value, str) else bad("a string")
+        number = float(value) if isinstance(value, int | float | str) else math.nan
+        return number if math.isfinite(number) else None
+    return value if isinstance(value, str) else None
+
+
+def _expected(kind: Any) -> str:
+    if kind is bool:
+        return "true or false"
+    if kind == tuple[int, ...]:
+        return "layer sizes like 256,256"
+    if typing.get_origin(kind) is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(kind)))
+    return {int: "an integer", float: "a finite number"}.get(kind, "a string")
 
 
 def override_flags(overrides: Mapping[str, Any]) -> list[str]:
@@ -418,8 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
                      description="Run envs × presets × actor-update styles × seeds and compare the "
                                  "styles; see the module docstring of ddpg_tf.experiments.",
                      argument_default=argparse.SUPPRESS)
-    parser.add_argument("spec", nargs="?", type=Path, help="TOML spec file (keys: the flags below, "
-                        "with _ for -, and an [overrides] table); flags override it")
+    parser.add_argument("spec", nargs="?", type=Path, default=None,
+                        help="TOML spec file (keys: the flags below, with _ for -, and an [overrides] "
+                             "table); flags override it")
     docs = field_docs(ExperimentSpec)
     for f in dataclasses.fields(ExperimentSpec):
         if f.name == "overrides":
@@ -443,7 +449,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ExperimentSpec, bool,
     """
     ns = vars(build_parser().parse_args(argv))
     report_only = ns.pop("report_only")
-    spec_path: Path | None = ns.pop("spec", None)
+    spec_path: Path | None = ns.pop("spec")
     values = load_spec_file(spec_path) if spec_path is not None else {}
     overrides = dict(values.get("overrides", {}))
     for item in ns.pop("overrides", []):
@@ -639,9 +645,9 @@ def launch(job: Job, register: Callable[[subprocess.Popen], bool] | None = None,
     """
     log = Path(job.log)
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
-    env["OMP_NUM_THREADS"] = str(job.threads)
+    env = dict(os.environ, PYTHONPATH=_pythonpath())
+    if job.threads > 0:  # threads = 0 leaves TensorFlow (and OpenMP) their defaults
+        env["OMP_NUM_THREADS"] = str(job.threads)
     env[_PARENT_PID_VAR] = str(os.getpid())
     start = time.perf_counter()
     with log.open("ab") as fh:
@@ -718,7 +724,7 @@ class _Console:
     def end(self, outcome: Outcome, log: str) -> None:
         if outcome.exit_code == 0:
             self.line(f"done   {outcome.name} in {outcome.wall_time:.1f} s")
-        elif outcome.exit_code == EXIT_INTERRUPTED:
+        elif outcome.exit_code in (EXIT_INTERRUPTED, -signal.SIGINT):
             self.line(f"stopped {outcome.name} after {outcome.wall_time:.1f} s (interrupted)")
         else:
             self.line(f"FAILED {outcome.name}: exit {outcome.exit_code} after {outcome.wall_time:.1f} s: "
@@ -757,8 +763,8 @@ def run_local(jobs: Sequence[Job], parallel: int, console: _Console) -> list[Out
         console.end(outcome, job.log)
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(parallel, len(jobs))))
-    futures = [pool.submit(run_one, job) for job in jobs]
     try:
+        futures = [pool.submit(run_one, job) for job in jobs]
         for future in concurrent.futures.as_completed(futures):
             future.result()
     except KeyboardInterrupt:
@@ -845,7 +851,7 @@ def run_ray(jobs: Sequence[Job], spec: ExperimentSpec, out: Path, console: _Cons
             outcome = _ray_outcome(trial.config["job"], trial.last_result or {}, "the Ray trial failed")
             console.end(outcome, trial.config["job"]["log"])
 
-    storage = out.resolve() / "ray"
+    storage = out.absolute() / "ray"
     shutil.rmtree(storage / "tune", ignore_errors=True)  # Tune's bookkeeping of an earlier invocation
     trainable = tune.with_resources(_tune_trainable, {"cpu": spec.cpus_per_trial})
     tuner = tune.Tuner(
@@ -870,9 +876,8 @@ def run_ray(jobs: Sequence[Job], spec: ExperimentSpec, out: Path, console: _Cons
     except KeyboardInterrupt:
         raise Interrupted([]) from None
     finally:
-        if not spec.ray_address:
-            ray.shutdown()
-    if len([o for o in outcomes if o.exit_code != EXIT_INTERRUPTED]) < len(jobs):
+        ray.shutdown()  # stops the local instance; only disconnects from a cluster
+    if len(outcomes) < len(jobs):  # Tune was stopped (Ctrl-C) before every trial ended
         raise Interrupted(outcomes)
     return outcomes
 
@@ -888,6 +893,7 @@ def _ray_outcome(job: Mapping[str, Any], metrics: Mapping[str, Any], error: str 
 
 
 def _pythonpath() -> str:
+    """``PYTHONPATH`` with the directory holding this ``ddpg_tf`` first."""
     return os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p)
 
 
@@ -986,70 +992,89 @@ def summary_markdown(spec: ExperimentSpec, results: list[dict[str, Any]], failur
                      plots: Mapping[str, str], source: str) -> str:
     """``summary.md``: per env × preset the mean ± std table, the intervals of the means and the
     style comparison, ready to paste into the docs."""
-    n_trials = len(trials_of(spec))
     overrides = ", ".join(f"`{k}={_show(v)}`" for k, v in spec.overrides.items()) or "none"
     lines = [
         "# Experiment results", "",
-        f"Generated by `{source}`. {n_trials} trials: {', '.join(spec.envs)} × presets "
-        f"{', '.join(spec.presets)} × styles {', '.join(spec.styles)} × seeds {_seed_list(spec.seeds)}; "
-        f"{spec.total_steps:,} steps each, evaluated every {spec.eval_every:,} steps "
-        f"(and at the end) over {spec.eval_episodes} deterministic episodes; overrides: {overrides}.",
+        f"Generated by `{source}`: {_plural(len(trials_of(spec)), 'trial')}, "
+        f"{_plural(len(spec.envs), 'environment')} ({', '.join(spec.envs)}) × "
+        f"{_plural(len(spec.presets), 'preset')} ({', '.join(spec.presets)}) × "
+        f"{_plural(len(spec.styles), 'style')} × {_plural(len(spec.seeds), 'seed')} "
+        f"({_seed_list(spec.seeds)}), {spec.total_steps:,} steps each, evaluated every "
+        f"{spec.eval_every:,} steps and at the end over "
+        f"{_plural(spec.eval_episodes, 'deterministic episode')}; overrides: {overrides}.",
         "",
-        "Each cell of a results table is the mean ± standard deviation (ddof 1) across seeds of a "
-        "trial's evaluation return (its mean over the evaluation episodes) at that many environment "
-        f"steps. Intervals are {stats.CONFIDENCE:.0%} percentile-bootstrap intervals over seeds "
-        f"({stats.RESAMPLES:,} resamples, seed {stats.SEED}); with few seeds they are narrower than "
-        "t-intervals, so give a verdict whose interval only just excludes 0 more seeds. Style "
-        "comparisons are paired over seeds when both styles ran the same seeds (a seed fixes the "
-        "initial weights, the replay sampling and the environment seeds) and unpaired otherwise.",
+        "A trial's value at a budget is its evaluation return (the mean over the evaluation "
+        "episodes) at that many environment steps; tables give the mean ± standard deviation "
+        f"(ddof 1) of those values across seeds. Intervals are {stats.CONFIDENCE:.0%} "
+        f"percentile-bootstrap intervals over seeds ({stats.RESAMPLES:,} resamples, RNG seed "
+        f"{stats.SEED}); with few seeds they are narrower than t-intervals, so a verdict whose "
+        "interval only just excludes 0 needs more seeds. Style comparisons are paired over seeds "
+        "when both styles ran the same seeds (a seed fixes the initial weights, the replay sampling "
+        "and the environment seeds) and unpaired otherwise.",
         "",
     ]
     if failures:
-        lines += [f"**{len(failures)} trial(s) did not finish** (see `failures.csv`); the tables use "
-                  "the evaluations that exist, and each cell gives its number of seeds when it is "
-                  "below the style's.", ""]
+        lines += [f"**{_plural(len(failures), 'trial')} did not finish** (see `failures.csv`); the "
+                  "tables use the evaluations that exist.", ""]
     for result in results:
-        budgets = result["budgets"]
-        head = " | ".join(_steps(b) for b in budgets)
-        rule = "|---" * (len(budgets) + 2) + "|"
-        lines += [f"## {result['env']}, preset `{result['preset']}`", "",
-                  "Evaluation return, mean ± std across seeds, at each budget (steps):", "",
-                  f"| style | seeds | {head} |", rule]
-        for style, data in result["styles"].items():
-            cells = []
-            for b in budgets:
-                cell = data["budgets"].get(str(b))
-                if cell is None:
-                    cells.append("–")
-                    continue
-                text = f"{_num(cell['mean'])} ± {_num(cell['std'])}"
-                cells.append(text + (f" (n={cell['n']})" if cell["n"] != len(data["seeds"]) else ""))
-            lines.append(f"| {style} | {len(data['seeds'])} | " + " | ".join(cells) + " |")
-        lines += ["", f"{stats.CONFIDENCE:.0%} bootstrap interval of the mean:", "",
-                  f"| style | {head} |", "|---" * (len(budgets) + 1) + "|"]
-        for style, data in result["styles"].items():
-            cells = [_interval(data["budgets"][str(b)]["ci"]) if str(b) in data["budgets"] else "–"
-                     for b in budgets]
-            lines.append(f"| {style} | " + " | ".join(cells) + " |")
+        lines += [f"## {result['env']}, preset `{result['preset']}`", ""]
+        if not any(data["seeds"] for data in result["styles"].values()):
+            lines += ["No trial of this group has evaluated yet (see `failures.csv`).", ""]
+            continue
+        lines += _results_tables(result, len(spec.seeds))
         if result["comparisons"]:
-            lines += ["", f"Style comparison: difference of means B − A with its {stats.CONFIDENCE:.0%} "
-                      "bootstrap interval; the styles differ where the interval excludes 0.", "",
-                      "| B − A | steps | design | difference | interval | verdict |",
-                      "|---|---|---|---|---|---|"]
-            for c in result["comparisons"]:
-                design = (f"paired, {c['n_a']} seeds" if c["design"] == "paired"
-                          else f"unpaired, {c['n_a']} and {c['n_b']} seeds")
-                lines.append(f"| {c['b']} − {c['a']} | {_steps(c['budget'])} | {design} | "
-                             f"{_num(c['difference'])} | {_interval(c['ci'])} | {c['verdict']} |")
-            lines += ["", _verdict_sentence(result)]
+            lines += _comparison_table(result)
         plot = plots.get(f"{result['env']}__{result['preset']}")
         if plot:
             title = f"{result['env']}, preset {result['preset']}: evaluation return per style"
-            lines += ["", f"![{title}]({plot})",
-                      "", f"Mean across seeds per style; shaded: {stats.CONFIDENCE:.0%} percentile-bootstrap "
-                      "interval of the mean."]
-        lines.append("")
+            lines += [f"![{title}]({plot})", "",
+                      f"Mean across seeds per style; shaded: {stats.CONFIDENCE:.0%} percentile-bootstrap "
+                      "interval of the mean.", ""]
     return "\n".join(lines)
+
+
+def _results_tables(result: Mapping[str, Any], planned_seeds: int) -> list[str]:
+    """Mean ± std per style and budget (with the seed count where some are missing), then the
+    bootstrap interval of each mean."""
+    budgets = result["budgets"]
+    head = " | ".join(_steps(b) for b in budgets)
+    lines = ["Evaluation return at each budget (environment steps), mean ± std across seeds:", "",
+             f"| style | seeds | {head} |", "|---" * (len(budgets) + 2) + "|"]
+    for style, data in result["styles"].items():
+        cells = []
+        for b in budgets:
+            cell = data["budgets"].get(str(b))
+            if cell is None:
+                cells.append("–")
+                continue
+            text = _num(cell["mean"]) if cell["n"] < 2 else f"{_num(cell['mean'])} ± {_num(cell['std'])}"
+            cells.append(text + (f" (n={cell['n']})" if cell["n"] != len(data["seeds"]) else ""))
+        seeds = len(data["seeds"])
+        count = str(seeds) if seeds == planned_seeds else f"{seeds} of {planned_seeds}"
+        lines.append(f"| {style} | {count} | " + " | ".join(cells) + " |")
+    lines += ["", f"{stats.CONFIDENCE:.0%} bootstrap interval of the mean:", "",
+              f"| style | {head} |", "|---" * (len(budgets) + 1) + "|"]
+    for style, data in result["styles"].items():
+        cells = [_interval(data["budgets"][str(b)]["ci"]) if str(b) in data["budgets"] else "–"
+                 for b in budgets]
+        lines.append(f"| {style} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _comparison_table(result: Mapping[str, Any]) -> list[str]:
+    lines = [f"Style comparison: difference of means B − A with its {stats.CONFIDENCE:.0%} bootstrap "
+             "interval; the styles differ where the interval excludes 0.", "",
+             "| B − A | steps | design | difference | interval | verdict |", "|---|---|---|---|---|---|"]
+    for c in result["comparisons"]:
+        design = (f"paired, {_plural(c['n_a'], 'seed')}" if c["design"] == "paired"
+                  else f"unpaired, {c['n_a']} and {c['n_b']} seeds")
+        lines.append(f"| {c['b']} − {c['a']} | {_steps(c['budget'])} | {design} | "
+                     f"{_num(c['difference'])} | {_interval(c['ci'])} | {c['verdict']} |")
+    return [*lines, "", _verdict_sentence(result), ""]
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _verdict_sentence(result: Mapping[str, Any]) -> str:
@@ -1138,7 +1163,7 @@ def failure_rows(spec: ExperimentSpec, out: Path, outcomes: Mapping[str, Outcome
         run_dir = out / "runs" / trial.name
         if is_finished(run_dir, spec.total_steps):
             continue
-        log = str(out / "logs" / f"{trial.name}.log")
+        log = f"logs/{trial.name}.log"  # relative to the output directory, like every report path
         outcome = outcomes.get(trial.name)
         if outcome is not None:
             code = "" if outcome.exit_code is None else str(outcome.exit_code)
@@ -1207,48 +1232,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         spec, report_only, _ = parse_args(argv)
-        if spec.backend == "ray" and not report_only:
-            try:
-                import ray  # noqa: F401
-                from ray import tune  # noqa: F401
-            except ImportError:
-                raise SpecError("--backend ray needs Ray Tune: pip install -e '.[ray]'") from None
-        out = Path(spec.out)
-        if report_only and not (out / "runs").is_dir():
-            raise SpecError(f"nothing to report: {out / 'runs'} does not exist; run the experiment first")
-        source = " ".join(["python -m ddpg_tf.experiments", shlex.join(argv)]).strip()
-        if report_only:
-            failures, _ = write_reports(spec, out, {}, source, report_only=True)
-            print(f"report rebuilt in {out} ({len(failures)} unfinished trial(s))")
-            return 0
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "experiment.json").write_text(json.dumps({"argv": argv, "spec": spec.to_dict()}, indent=2))
-        except OSError as exc:
-            raise SpecError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
-        jobs, finished = plan(spec, out)
-        console = _Console(len(jobs))
-        for trial in finished:
-            console.line(f"skip   {trial.name} (finished)")
-        interrupted = False
-        outcomes: list[Outcome] = []
-        started = time.perf_counter()
-        if jobs:
-            try:
-                outcomes = (run_ray(jobs, spec, out, console) if spec.backend == "ray"
-                            else run_local(jobs, spec.parallel, console))
-            except Interrupted as stop:
-                outcomes, interrupted = stop.outcomes, True
+        return run_experiment(spec, report_only, "python -m ddpg_tf.experiments " + shlex.join(argv))
     except SpecError as exc:
         fail(str(exc))
-    if interrupted:
+    except (KeyboardInterrupt, Interrupted):
         print("interrupted; run the same command again to continue (finished trials are kept, "
               "unfinished ones resume from their last checkpoint)", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def run_experiment(spec: ExperimentSpec, report_only: bool, source: str) -> int:
+    """Run the spec's unfinished trials (unless ``report_only``), then write the reports;
+    returns the exit status. Raises :class:`SpecError` and :class:`Interrupted`."""
+    if spec.backend == "ray" and not report_only:
+        try:
+            import ray  # noqa: F401
+            from ray import tune  # noqa: F401
+        except ImportError:
+            raise SpecError("--backend ray needs Ray Tune: pip install -e '.[ray]'") from None
+    out = Path(spec.out).absolute()  # trial processes (and Ray workers) may run elsewhere
+    if report_only:
+        if not (out / "runs").is_dir():
+            raise SpecError(f"nothing to report: {out / 'runs'} does not exist; run the experiment first")
+        failures, _ = write_reports(spec, out, {}, source, report_only=True)
+        print(f"report rebuilt in {out} ({_plural(len(failures), 'unfinished trial')})")
+        return 0
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "experiment.json").write_text(json.dumps({"command": source, "spec": spec.to_dict()},
+                                                        indent=2) + "\n")
+    except OSError as exc:
+        raise SpecError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
+    jobs, finished = plan(spec, out)
+    console = _Console(len(jobs))
+    for trial in finished:
+        console.line(f"skip   {trial.name} (finished)")
+    started = time.perf_counter()
+    outcomes: list[Outcome] = []
+    if jobs:
+        outcomes = (run_ray(jobs, spec, out, console) if spec.backend == "ray"
+                    else run_local(jobs, spec.parallel, console))
     failures, _ = write_reports(spec, out, {o.name: o for o in outcomes}, source)
-    print(f"{len(trials_of(spec)) - len(failures)}/{len(trials_of(spec))} trials finished "
-          f"({len(jobs)} run now, {time.perf_counter() - started:.1f} s); "
-          f"summary: {out / 'summary.md'}; failures: {len(failures)} ({out / 'failures.csv'})")
+    total = len(trials_of(spec))
+    print(f"{total - len(failures)}/{total} trials finished ({len(jobs)} run now, "
+          f"{time.perf_counter() - started:.1f} s); summary: {out / 'summary.md'}; "
+          f"failures: {len(failures)} ({out / 'failures.csv'})")
     return EXIT_TRAINING_ERROR if failures else 0
 
 

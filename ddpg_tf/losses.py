@@ -74,7 +74,10 @@ def n_step_td_target(rewards: tf.Tensor, terminated: tf.Tensor, next_q: tf.Tenso
     truncation keeps it, discounted by the steps actually taken. With m_i = 1 this is
     :func:`td_target`. All arguments have shape (N, 1).
     """
-    return rewards + tf.pow(tf.cast(gamma, rewards.dtype), steps) * (1.0 - terminated) * next_q
+    # (a Python gamma becomes a constant of the rewards' dtype directly: tf.cast would round
+    # it through float32 first)
+    gamma = tf.cast(gamma, rewards.dtype) if tf.is_tensor(gamma) else tf.constant(gamma, rewards.dtype)
+    return rewards + tf.pow(gamma, steps) * (1.0 - terminated) * next_q
 
 
 def clipped_double_q(next_q1: tf.Tensor, next_q2: tf.Tensor) -> tf.Tensor:

@@ -132,6 +132,13 @@ CASES = [
                                  "--dqda-clip", "0"], "--dqda-clip must be positive"),
     Case("zero-eval-episodes", ["--eval-episodes", "0"], "--eval-episodes must be a positive integer"),
     Case("negative-seed", ["--seed=-1"], "--seed must be in [0, 2**32)"),
+    Case("zero-n-step", ["--n-step", "0"], "--n-step must be a positive integer"),
+    Case("zero-policy-delay", ["--policy-delay", "0"], "--policy-delay must be a positive integer"),
+    Case("negative-target-noise", ["--target-noise=-0.2"], "--target-noise must be >= 0"),
+    Case("param-noise-without-target", ["--noise", "param", "--noise-sigma", "0"],
+         "--noise param needs a positive --noise-sigma"),
+    Case("param-noise-alpha-one", ["--param-noise-alpha", "1"], "--param-noise-alpha must be greater than 1"),
+    Case("negative-threads", ["--threads=-1"], "--threads must be >= 0"),
     # --- environments -------------------------------------------------------------------
     Case("unknown-env", ["--env-id", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
     Case("discrete-actions", ["--env-id", "CartPole-v1"], "Discrete action space; DDPG needs continuous"),

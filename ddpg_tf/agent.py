@@ -61,10 +61,10 @@ class DDPGAgent:
                                output=config.actor_output, layer_norm=config.layer_norm,
                                seed=seed, dtype=self.dtype, name=name)
 
-        def critic(name: str) -> keras.Model:
+        def critic(name: str, init_seed: int = seed + 5000) -> keras.Model:
             return build_critic(self.obs_dim, self.action_dim, config.critic_hidden,
                                 action_layer=config.critic_action_layer, layer_norm=config.layer_norm,
-                                seed=seed + 5000, dtype=self.dtype, name=name)
+                                seed=init_seed, dtype=self.dtype, name=name)
 
         self.actor, self.actor_target = actor("actor"), actor("actor_target")
         self.critic, self.critic_target = critic("critic"), critic("critic_target")
@@ -76,14 +76,8 @@ class DDPGAgent:
         # (critic, target, optimiser) of each critic; TD3's second one has its own initialisation.
         self.critics = [(self.critic, self.critic_target, self.critic_optimizer)]
         if config.twin_critics:
-            self.critic2 = build_critic(self.obs_dim, self.action_dim, config.critic_hidden,
-                                        action_layer=config.critic_action_layer,
-                                        layer_norm=config.layer_norm, seed=seed + 6000,
-                                        dtype=self.dtype, name="critic2")
-            self.critic2_target = build_critic(self.obs_dim, self.action_dim, config.critic_hidden,
-                                               action_layer=config.critic_action_layer,
-                                               layer_norm=config.layer_norm, seed=seed + 6000,
-                                               dtype=self.dtype, name="critic2_target")
+            self.critic2 = critic("critic2", seed + 6000)
+            self.critic2_target = critic("critic2_target", seed + 6000)
             copy_weights(self.critic2, self.critic2_target)
             self.critic2_optimizer = Adam(self.critic2.trainable_variables, config.critic_lr,
                                           name="critic2_adam")

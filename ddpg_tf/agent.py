@@ -110,6 +110,10 @@ class DDPGAgent:
         if config.policy_delay > 1:
             self._last_actor = {k: tf.Variable(tf.zeros((), self.dtype), trainable=False, name=k)
                                 for k in ("loss/actor", "grad/actor_norm", "grad/dqda_norm")}
+            # (so with a policy delay, train_step batches must have config.batch_size rows)
+            self._last_actor["hist/policy_actions"] = tf.Variable(
+                tf.zeros((config.batch_size, self.action_dim), self.dtype), trainable=False,
+                name="policy_actions")
         self.actor_gradients = losses.ACTOR_GRADIENT_STYLES[config.actor_update]
         self.dqda_transform = losses.make_dqda_transform(config.dqda_transform, self._low, self._high,
                                                          config.dqda_clip)
@@ -245,8 +249,7 @@ class DDPGAgent:
             "grad/actor_norm": actor_norm,
             "grad/dqda_norm": tf.reduce_mean(tf.norm(step.dq_da, axis=-1)),
         }
-        if cfg.policy_delay == 1:
-            metrics["hist/policy_actions"] = step.actions
+        metrics["hist/policy_actions"] = step.actions
         return ok, metrics
 
     def _actor_gradients(self, observations: tf.Tensor) -> losses.ActorGradients:
@@ -422,6 +425,7 @@ class DDPGAgent:
                 "critic2_optimizer": self.critic2_optimizer} if self.config.twin_critics else {}),
             **({"target_smoothing": self.target_smoothing} if self.target_smoothing is not None else {}),
             **({"obs_norm": self.obs_norm} if self.obs_norm is not None else {}),
+            **({"last_actor_metrics": self._last_actor} if self.config.policy_delay > 1 else {}),
             **({"param_noise": self.param_noise, "perturbed_actor": self.perturbed_actor}
                if self.param_noise is not None else {}),
             **({"param_noise_generator": self._noise_generator}

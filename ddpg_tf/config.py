@@ -211,6 +211,9 @@ class Config:
                 raise ConfigError(f"--{_flag(name)} must be positive, got {getattr(self, name)}")
         if not self.param_noise_alpha > 1:
             raise ConfigError(f"--param-noise-alpha must be greater than 1, got {self.param_noise_alpha}")
+        if self.target_noise > 0 and not self.target_noise_clip > 0:
+            raise ConfigError("--target-noise needs a positive --target-noise-clip (0 would clip the "
+                              "smoothing noise away); pass --target-noise 0 to turn smoothing off")
         if self.noise == "param" and not self.noise_sigma > 0:
             raise ConfigError("--noise param needs a positive --noise-sigma (the target action distance)")
         if self.batch_size > self.buffer_size:

@@ -31,7 +31,7 @@ def load_policy(run_dir: Path, *, from_checkpoint: bool = False) -> tuple[Config
     if from_checkpoint:
         _, agent, env = load_trained_agent(run_dir)
         env.close()
-        actor = agent.actor
+        actor = agent.policy()  # behind the observation normaliser, if the run used one
     else:
         path = run_dir / EXPORT_DIR / ACTOR_KERAS
         if not path.is_file():

@@ -391,6 +391,9 @@ def load_checkpoint_networks(run_dir: str | Path) -> tuple[NetSpec, str, Any, ke
     spec = NetSpec(obs_dim, tuple(float(x) for x in low), tuple(float(x) for x in high),
                    tuple(config.actor_hidden), tuple(config.critic_hidden), config.critic_action_layer,
                    config.actor_output, config.layer_norm)
+    if agent.obs_norm is not None:
+        raise UsageError(f"--checkpoint {run_dir}: the run normalises observations (--obs-norm); the "
+                         "gradient check feeds raw states, so check a run without --obs-norm")
     return spec, config.dtype, env, agent.actor, agent.critic
 
 

@@ -253,7 +253,7 @@ class NStepWindow:
         out = []
         while self._pending:
             assert self._last is not None
-            out.append(self._emit(terminated=self._last[1], truncated=truncated and not self._last[1]))
+            out.append(self._emit(terminated=self._last[1], truncated=truncated))
         return out
 
     def _emit(self, *, terminated: bool, truncated: bool) -> tuple:

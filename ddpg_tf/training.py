@@ -282,7 +282,9 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
             logger.scalars({"data/nonfinite_skipped": skipped_nonfinite}, step + 1)
             if bad_field == "observation":
                 truncated = True  # no valid state to continue from: start a new episode
-                rows = [buffer.pack(*t) for t in window.flush()]
+            # n-step windows must not reach across the dropped step: cut them at the last good
+            # state, as a truncation.
+            rows = [buffer.pack(*t) for t in window.flush()]
         for extra in rows[:-1]:
             agent.store(extra)
         row = rows[-1] if rows else None

@@ -292,10 +292,14 @@ ALL_ON = dict(twin_critics=True, policy_delay=2, target_noise=0.2, n_step=3, obs
 
 
 def test_resume_with_every_option_matches_uninterrupted_run(tmp_path):
-    full = train(small_config(tmp_path, "full", checkpoint_every=300, **ALL_ON))
-    train(small_config(tmp_path, "split", total_steps=300, checkpoint_every=300, **ALL_ON))
-    resumed = train(small_config(tmp_path, "split", total_steps=600, checkpoint_every=300, resume=True,
-                                 **ALL_ON), given={"total_steps", "resume"})
+    """The cut at step 300 is mid-episode (episodes are 200 steps). Evaluations every 100 steps
+    include step 300, where the shorter run ends (a run also evaluates at its last step, which
+    would otherwise add an evaluation the uninterrupted run does not make)."""
+    common = dict(checkpoint_every=300, eval_every=100, **ALL_ON)
+    full = train(small_config(tmp_path, "full", **common))
+    train(small_config(tmp_path, "split", total_steps=300, **common))
+    resumed = train(small_config(tmp_path, "split", total_steps=600, resume=True, **common),
+                    given={"total_steps", "resume"})
     a, b = full.agent, resumed.agent
     models = ("actor", "critic", "critic2", "actor_target", "critic_target", "critic2_target",
               "perturbed_actor")
@@ -350,3 +354,13 @@ def test_buffer_round_trip_keeps_the_n_step_column(tmp_path: Path):
     assert other.sample(1).bootstrap_steps[0, 0] == 2
     with pytest.raises(ValueError, match="1-step"):
         ReplayBuffer(8, 3, 2).pack(np.ones(3), np.zeros(2), 1.0, np.ones(3), False, False, 2)
+
+
+def test_td3_run_logs_every_tag(tmp_path):
+    """With a policy delay the actor metrics are those of the latest actor update."""
+    from tests.test_training import REQUIRED_TAGS, read_events
+
+    result = train(small_config(tmp_path, "tags", total_steps=300, eval_every=300, twin_critics=True,
+                                policy_delay=2, target_noise=0.2))
+    tags = set(read_events(result.run_dir))
+    assert REQUIRED_TAGS | {"loss/critic2", "grad/critic2_norm"} <= tags, REQUIRED_TAGS - tags

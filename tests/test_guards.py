@@ -107,3 +107,15 @@ def test_nonfinite_update_stops_training_and_keeps_checkpoint(tmp_path, monkeypa
         train(tiny(tmp_path, "Pendulum-v1"))
     ckdir = tmp_path / "r" / "checkpoints"
     assert sorted(p.name for p in ckdir.glob("ckpt-*.index")) == ["ckpt-100.index", "ckpt-200.index"]
+
+
+def test_skipped_reward_cuts_the_n_step_windows(tmp_path):
+    """With n-step returns a dropped transition ends the windows before it as a truncation at
+    the last good state: no window sums rewards across the gap (step 150 here)."""
+    train(tiny(tmp_path, "NaNRewardPendulum-v0", skip_nonfinite=True, n_step=3))
+    data = read_saved_transitions(tmp_path / "r" / "checkpoints" / "buffer-400.npz")
+    steps = data.bootstrap_steps[:, 0]
+    # Rows are in step order; steps 1..149 are rows 0..148, step 150 is dropped.
+    assert steps[[146, 147, 148, 149]].tolist() == [3, 2, 1, 3]
+    assert data.truncated[147, 0] and data.truncated[148, 0] and not data.terminated.any()
+    np.testing.assert_array_equal(data.next_observations[147], data.next_observations[148])

@@ -972,7 +972,7 @@ def _num(value: float | None) -> str:
     a typographic minus."""
     if value is None or math.isnan(value):
         return "–"
-    text = f"{value:.1f}" if abs(value) >= 10 or value == 0 else f"{value:.3g}"
+    text = f"{value:.1f}" if abs(value) >= 10 or value == 0 else f"{value:#.3g}"
     return text.replace("-", "−")
 
 

@@ -10,6 +10,9 @@ and ``offset = -mean * scale``: the affine form of (x - mean) / std that a Keras
 ``Rescaling`` layer computes, so the exported policy (:func:`normalizing_policy`) applies the
 very same arithmetic. Until two observations have been seen the variance counts as 1.
 
+The count is kept in the networks' dtype: in float32 it stops growing at 2**24 (about 16.8M
+transitions), after which the variance estimate would drift upwards; use float64 for longer runs.
+
 Not in the DDPG paper; SB3's ``VecNormalize`` and TF-Agents' ``NormalizedActorNetwork`` do the
 same with an ``eps`` of 1e-8 and a clip of 10 (our defaults). Rewards are not normalised.
 """

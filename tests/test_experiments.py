@@ -403,6 +403,7 @@ def test_ctrl_c_stops_every_trial(tmp_path):
         while starts < 2 and time.monotonic() < deadline:
             starts += " start  " in (proc.stdout.readline() or "")
         assert starts == 2
+        time.sleep(5)  # let both trial processes get going before the interrupt
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
     finally:

@@ -295,9 +295,7 @@ class DDPGAgent:
         noise = self.param_noise
         std = noise.std.read_value()
         noise.perturb(self.actor.weights, self.adaptive_actor.weights)
-        size = self.replay._size
-        idx = self._noise_generator.uniform([self.config.batch_size], 0, size, dtype=tf.int64)
-        observations = self.replay.unpack(tf.gather(self.replay.storage, idx)).observations
+        observations = self._replay_observations(self._noise_generator)
         if self.obs_norm is not None:
             observations = self.obs_norm(observations)
         distance = losses.policy_distance(self.actor(observations, training=False),
@@ -350,10 +348,13 @@ class DDPGAgent:
 
     def _diagnostics_on_replay(self) -> dict[str, tf.Tensor]:
         # A generator of its own, so diagnostics never shift the training batches' stream.
-        size = self.replay._size
-        idx = self._diag_generator.uniform([self.config.batch_size], 0, size, dtype=tf.int64)
-        rows = tf.gather(self.replay.storage, idx)
-        return self._diagnostics(self.replay.unpack(rows).observations)
+        return self._diagnostics(self._replay_observations(self._diag_generator))
+
+    def _replay_observations(self, generator: tf.random.Generator) -> tf.Tensor:
+        """A batch of stored observations drawn with ``generator`` (not the training batches'
+        generator, so side computations never shift the training stream)."""
+        idx = generator.uniform([self.config.batch_size], 0, self.replay._size, dtype=tf.int64)
+        return self.replay.unpack(tf.gather(self.replay.storage, idx)).observations
 
     def store(self, row: np.ndarray) -> None:
         """Append a packed transition (``ReplayBuffer.pack``) without training."""

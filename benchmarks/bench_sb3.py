@@ -85,8 +85,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULT_MARK = "BENCH_SB3_RESULT "
 LIBS = ("ddpg_tf", "sb3")
 LIB_LABEL = {"ddpg_tf": "ddpg-tf", "sb3": "SB3"}
-METRICS = ("e2e", "update", "act")
-VALUE_KEY = {"e2e": "env_steps_per_s", "update": "updates_per_s", "act": "ms_per_action"}
+METRICS = ("e2e", "update", "act", "e2e_vec")
+VALUE_KEY = {"e2e": "env_steps_per_s", "update": "updates_per_s", "act": "ms_per_action",
+             "e2e_vec": "vec_env_steps_per_s"}
 
 
 @dataclass(frozen=True)
@@ -304,6 +305,16 @@ def _worker_ours_e2e(spec: dict[str, Any]) -> dict[str, Any]:
             "threads": _tf_threads()}
 
 
+def _worker_ours_e2e_vec(spec: dict[str, Any]) -> dict[str, Any]:
+    """End-to-end with ``num_envs`` copies (``--num-envs``): one compiled call per N steps."""
+    return _vec_result(_worker_ours_e2e({**spec, "ddpg_tf_overrides": {
+        **(spec.get("ddpg_tf_overrides") or {}), "num_envs": spec["vector_envs"]}}), spec)
+
+
+def _vec_result(result: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    return {**result, "vec_env_steps_per_s": result.pop("env_steps_per_s"), "num_envs": spec["vector_envs"]}
+
+
 def _e2e_result(spec: dict[str, Any], times: dict[int, tuple[float, float]]) -> dict[str, Any]:
     start, end, early = spec["window_start"], spec["total_steps"], spec["first_log_after_learning_starts"]
     window = _window(times[start], times[end])
@@ -441,12 +452,21 @@ def _sb3_model(spec: dict[str, Any], learning_starts: int | None = None) -> tupl
     from stable_baselines3 import DDPG
     from stable_baselines3.common.noise import NormalActionNoise
 
-    env = gym.make(spec["env_id"])
+    num_envs = spec.get("vector_envs", 1)
+    if num_envs > 1:
+        from stable_baselines3.common.env_util import make_vec_env
+
+        env = make_vec_env(spec["env_id"], n_envs=num_envs, seed=spec["seed"])
+    else:
+        env = gym.make(spec["env_id"])
     action_dim = env.action_space.shape[0]
+    # With N envs, gradient_steps=-1 runs one gradient step per collected transition (N per
+    # vector step); the noise is wrapped per env by SB3 (VectorizedActionNoise).
     model = DDPG(
         "MlpPolicy", env, learning_rate=LEARNING_RATE, buffer_size=spec["buffer_size"],
         learning_starts=spec["learning_starts"] if learning_starts is None else learning_starts,
-        batch_size=spec["batch_size"], tau=TAU, gamma=GAMMA, train_freq=1, gradient_steps=1,
+        batch_size=spec["batch_size"], tau=TAU, gamma=GAMMA, train_freq=1,
+        gradient_steps=1 if num_envs == 1 else -1,
         action_noise=NormalActionNoise(np.zeros(action_dim), NOISE_SIGMA * np.ones(action_dim)),
         policy_kwargs={"net_arch": list(spec["hidden"])}, seed=spec["seed"], device="cpu", verbose=0)
     return model, env
@@ -476,6 +496,12 @@ def _worker_sb3_e2e(spec: dict[str, Any]) -> dict[str, Any]:
     env.close()
     return {**_e2e_result(spec, times), "timed_call": "DDPG.learn(total_timesteps, callback=...)",
             "threads": _torch_threads()}
+
+
+def _worker_sb3_e2e_vec(spec: dict[str, Any]) -> dict[str, Any]:
+    """SB3 with ``num_envs`` copies in a DummyVecEnv and ``gradient_steps=-1`` (one gradient
+    step per collected transition, N per vector step)."""
+    return _vec_result(_worker_sb3_e2e(spec), spec)
 
 
 def _worker_sb3_update(spec: dict[str, Any]) -> dict[str, Any]:
@@ -589,6 +615,7 @@ WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "ddpg_tf/e2e": _worker_ours_e2e, "ddpg_tf/update": _worker_ours_update,
     "ddpg_tf/act": _worker_ours_act, "sb3/e2e": _worker_sb3_e2e, "sb3/update": _worker_sb3_update,
     "sb3/act": _worker_sb3_act, "peak": _worker_peak, "memory": _worker_memory,
+    "ddpg_tf/e2e_vec": _worker_ours_e2e_vec, "sb3/e2e_vec": _worker_sb3_e2e_vec,
 }
 
 
@@ -725,6 +752,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             settings[key] = value
     cases = [CASES[name] for name in args.cases]
+    metrics = METRICS if args.num_envs > 1 else METRICS[:-1]
     report: dict[str, Any] = {
         "benchmark": "bench_sb3", "schema": 1, "quick": bool(args.quick),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -734,11 +762,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                      "train_freq": 1, "gradient_steps": 1, "critic_action_layer": 0,
                      "order": "per case, per repeat, per metric: ddpg-tf then SB3",
                      "threads": args.threads or "library defaults",
-                     "ddpg_tf_overrides": args.ddpg_tf_set},
+                     "ddpg_tf_overrides": args.ddpg_tf_set, "num_envs": args.num_envs},
         "peak_matmul": {"runs": []}, "cases": {}, "threads": {}, "errors": [], "warnings": [],
     }
     busy: list[tuple[str, float]] = []
-    total_workers = len(cases) * (1 + settings["repeats"] * len(METRICS) * len(LIBS)) + 1
+    total_workers = len(cases) * (1 + settings["repeats"] * len(metrics) * len(LIBS)) + 1
     done = 0
 
     def spawn(kind: str, spec: dict[str, Any], what: str) -> dict[str, Any]:
@@ -764,27 +792,29 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         if "error" not in peak:
             report["peak_matmul"]["runs"].append(peak)
         plan = _plan(args, settings, case)
-        raw: dict[str, dict[str, list[dict[str, Any]]]] = {lib: {m: [] for m in METRICS} for lib in LIBS}
+        raw: dict[str, dict[str, list[dict[str, Any]]]] = {lib: {m: [] for m in metrics} for lib in LIBS}
         for r in range(settings["repeats"]):
-            for metric in METRICS:
+            for metric in metrics:
                 for lib in LIBS:
                     spec = {**plan, "seed": 1 + r}
+                    if metric == "e2e_vec":
+                        spec["vector_envs"] = args.num_envs
                     result = spawn(f"{lib}/{metric}", spec,
                                    f"{case.name} r{r + 1} {metric} {LIB_LABEL[lib]}")
                     raw[lib][metric].append(result)
                     if "threads" in result:
                         report["threads"].setdefault(lib, result["threads"])
         medians = {lib: {VALUE_KEY[m]: _median([x[VALUE_KEY[m]] for x in raw[lib][m] if "error" not in x])
-                         for m in METRICS} for lib in LIBS}
+                         for m in metrics} for lib in LIBS}
         for lib in LIBS:
             medians[lib]["peak_rss_mib"] = {m: _median([x["peak_rss_mib"] for x in raw[lib][m]
-                                                        if "error" not in x]) for m in METRICS}
+                                                        if "error" not in x]) for m in metrics}
         flops = update_flops(case.obs_dim, case.action_dim, case.hidden, case.hidden, case.batch_size)
         report["cases"][case.name] = {
             "label": case.label, "settings": plan, "flops_per_update": flops,
             "raw": raw, "median": medians,
             "ratio": {VALUE_KEY[m]: _ratio(medians["ddpg_tf"][VALUE_KEY[m]], medians["sb3"][VALUE_KEY[m]], m)
-                      for m in METRICS},
+                      for m in metrics},
         }
 
     memory = spawn("memory", {"capacity": settings["memory_capacity"], "obs_dim": 17, "action_dim": 6},
@@ -849,11 +879,15 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
     ]
     names = {"env_steps_per_s": "end-to-end env steps/s", "updates_per_s": "update-only updates/s",
-             "ms_per_action": "ms per action selection"}
+             "ms_per_action": "ms per action selection",
+             "vec_env_steps_per_s": (f"end-to-end env steps/s, {report['settings'].get('num_envs')} "
+                                     "envs (extra)")}
     for entry in report["cases"].values():
         first = True
         med, ratio = entry["median"], entry["ratio"]
         for key, name in names.items():
+            if key not in ratio:
+                continue
             r = ratio[key]
             lines.append(f"| {entry['label'] if first else ''} | {name} | {_fmt(med['ddpg_tf'][key])} | "
                          f"{_fmt(med['sb3'][key])} | {'—' if r is None else f'{r:.2f}×'} |")
@@ -935,6 +969,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ddpg-tf-set", type=_override, action="append", default=[], metavar="FIELD=VALUE",
                         help="override a ddpg-tf Config field not shared with SB3, e.g. jit_compile=true "
                              "(repeatable; VALUE is parsed as JSON, else taken as a string)")
+    parser.add_argument("--num-envs", type=int, default=4,
+                        help="extra end-to-end row with this many environment copies for both "
+                             "libraries (ddpg-tf --num-envs N, SB3 DummyVecEnv with gradient_steps=-1); "
+                             "must divide the log interval 500; 0 or 1 skips it (default 4)")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--quick", action="store_true",
                         help="tiny settings for development and tests (numbers not meaningful)")
@@ -942,6 +980,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.ddpg_tf_set = dict(args.ddpg_tf_set)
+    if args.num_envs > 1 and (QUICK if args.quick else FULL)["log_every"] % args.num_envs:
+        parser.error(f"--num-envs {args.num_envs} must divide the log interval "
+                     f"{(QUICK if args.quick else FULL)['log_every']}")
     unknown = [c for c in args.cases if c not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")

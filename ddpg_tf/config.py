@@ -76,6 +76,14 @@ class Config:
     """Steps of uniform random actions before the first gradient step."""
     gradient_steps: int = 1
     """Gradient steps per environment step once learning has started."""
+    num_envs: int = 1
+    """Copies of the environment stepped together (``gymnasium.vector.SyncVectorEnv``,
+    same-step autoreset). Each loop iteration steps all of them, stores their transitions and
+    runs num_envs x gradient_steps updates in one compiled call, so updates per environment
+    step stay ``gradient_steps``. Step counts (``total_steps``, ``eval_every``, ...) count the
+    transitions of all copies; ``total_steps`` must be a multiple of ``num_envs``, and an
+    evaluation, log or checkpoint falls on the first iteration that reaches its multiple.
+    Gaussian or no exploration noise only."""
     n_step: int = 1
     """n-step returns: learn from y = sum_{k<m} gamma^k r_{t+k} + gamma^m Q'(s_{t+m}, mu'(s_{t+m}))
     with m = n, or fewer steps when the episode ends first (no bootstrap after termination;
@@ -183,7 +191,7 @@ class Config:
     # -----------------------------------------------------------------------------
     def validate(self) -> Config:
         """Raise :class:`ConfigError` with a one-line message if any value is unusable."""
-        positive_ints = ("total_steps", "batch_size", "buffer_size", "gradient_steps",
+        positive_ints = ("total_steps", "batch_size", "buffer_size", "gradient_steps", "num_envs",
                          "eval_episodes", "log_every", "keep_checkpoints", "n_step", "policy_delay",
                          "param_noise_adapt_every")
         for name in positive_ints:
@@ -216,6 +224,8 @@ class Config:
                               "smoothing noise away); pass --target-noise 0 to turn smoothing off")
         if self.noise == "param" and not self.noise_sigma > 0:
             raise ConfigError("--noise param needs a positive --noise-sigma (the target action distance)")
+        if self.num_envs > 1:
+            self._validate_vector_envs()
         if self.batch_size > self.buffer_size:
             raise ConfigError(f"--batch-size {self.batch_size} is larger than --buffer-size "
                               f"{self.buffer_size}; lower the batch or raise the buffer")
@@ -238,6 +248,18 @@ class Config:
         if self.run_name and ("/" in self.run_name or self.run_name in (".", "..")):
             raise ConfigError(f"--run-name must be a plain directory name, got {self.run_name!r}")
         return self
+
+    def _validate_vector_envs(self) -> None:
+        n = self.num_envs
+        if self.total_steps % n:
+            raise ConfigError(f"--total-steps {self.total_steps} must be a multiple of --num-envs {n} "
+                              "(each loop iteration adds num_envs steps)")
+        if self.noise not in ("gaussian", "none"):
+            raise ConfigError(f"--noise {self.noise} keeps one state per episode and needs --num-envs 1; "
+                              "use --noise gaussian or none with several environments")
+        if self.skip_nonfinite:
+            raise ConfigError("--skip-nonfinite needs --num-envs 1 (a vector environment resets its "
+                              "copies itself and cannot restart one at a dropped step)")
 
     def default_run_name(self) -> str:
         """The run directory name used when ``run_name`` is empty."""

@@ -74,3 +74,28 @@ def set_rng_state(env: gym.Env, state: dict[str, Any]) -> None:
     """Inverse of :func:`rng_state`."""
     env.unwrapped.np_random.bit_generator.state = state["env"]
     env.action_space.np_random.bit_generator.state = state["action_space"]
+
+
+def make_vector_env(env_id: str, num_envs: int) -> gym.vector.SyncVectorEnv:
+    """``num_envs`` copies of ``env_id`` stepped in turn in this process, with same-step
+    autoreset: a copy whose episode ends is reset within that ``step``, which returns the reset
+    observation and reports the episode's last one as ``info["final_obs"]``."""
+    first = make_env(env_id)  # raises EnvError (and checks the spaces) before any other copy
+    copies = iter([first] + [make_env(env_id) for _ in range(num_envs - 1)])
+    return gym.vector.SyncVectorEnv([lambda: next(copies) for _ in range(num_envs)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+def vector_rng_state(envs: gym.vector.SyncVectorEnv) -> dict[str, Any]:
+    """The RNG states of every copy and of the batched action space."""
+    return {"envs": [rng_state(env) for env in envs.envs],
+            "action_space": envs.action_space.np_random.bit_generator.state}
+
+
+def set_vector_rng_state(envs: gym.vector.SyncVectorEnv, state: dict[str, Any]) -> None:
+    """Inverse of :func:`vector_rng_state`."""
+    if len(state["envs"]) != len(envs.envs):
+        raise ValueError(f"the checkpoint holds {len(state['envs'])} environments, not {len(envs.envs)}")
+    for env, env_state in zip(envs.envs, state["envs"], strict=True):
+        set_rng_state(env, env_state)
+    envs.action_space.np_random.bit_generator.state = state["action_space"]

@@ -36,6 +36,11 @@ class ActionNoise(tf.Module):
     def sample(self) -> tf.Tensor:
         raise NotImplementedError
 
+    def sample_n(self, n: tf.Tensor | int) -> tf.Tensor:
+        """``n`` independent noise vectors, shape (n, action_dim), for ``n`` environments
+        (memoryless processes only)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps one state per episode; use one environment")
+
     def reset(self) -> None:
         """Called at the start of every episode."""
 
@@ -45,6 +50,9 @@ class GaussianNoise(ActionNoise):
 
     def sample(self) -> tf.Tensor:
         return tfd.Normal(tf.zeros_like(self.scale), self.scale).sample(seed=self._seed())
+
+    def sample_n(self, n: tf.Tensor | int) -> tf.Tensor:
+        return tfd.Normal(tf.zeros_like(self.scale), self.scale).sample(n, seed=self._seed())
 
 
 class OrnsteinUhlenbeckNoise(ActionNoise):
@@ -82,6 +90,9 @@ class NoNoise(ActionNoise):
 
     def sample(self) -> tf.Tensor:
         return tf.zeros_like(self.scale)
+
+    def sample_n(self, n: tf.Tensor | int) -> tf.Tensor:
+        return tf.zeros(tf.stack([n, tf.size(self.scale)]), self.scale.dtype)
 
 
 def make_noise(kind: str, action_low: np.ndarray, action_high: np.ndarray, *, sigma: float,

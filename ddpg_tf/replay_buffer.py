@@ -75,6 +75,14 @@ class ReplayBuffer(tf.Module):
         self._position.assign((self._position + 1) % self.capacity)
         self._size.assign(tf.minimum(self._size + 1, self.capacity))
 
+    def add_rows(self, rows: tf.Tensor) -> None:
+        """Write packed transitions (n, width) at the next n ring positions, in order."""
+        n = tf.shape(rows, out_type=self._position.dtype)[0]
+        slots = (self._position + tf.range(n, dtype=self._position.dtype)) % self.capacity
+        self.storage.scatter_nd_update(slots[:, None], rows)
+        self._position.assign((self._position + n) % self.capacity)
+        self._size.assign(tf.minimum(self._size + n, self.capacity))
+
     def sample_rows(self, batch_size: int | tf.Tensor) -> tf.Tensor:
         """``batch_size`` stored rows drawn uniformly with replacement, shape (B, width)."""
         idx = self.generator.uniform([batch_size], minval=0, maxval=self._size, dtype=tf.int64)
@@ -150,6 +158,15 @@ class ReplayBuffer(tf.Module):
             raise ValueError("cannot sample from an empty replay buffer")
         rows = self._sample(tf.constant(batch_size, tf.int32)).numpy()
         return Batch(*(rows[:, a:b] for a, b in self.columns.values()))
+
+    def mark_truncated(self, back: list[int]) -> None:
+        """Flag the transitions stored ``back`` places before the newest (0: the newest) as
+        truncated (their episodes were cut short)."""
+        slots = [(self.position - 1 - b) % self.capacity for b in back if b < len(self)]
+        if slots:
+            col = self.columns["truncated"][0]
+            self.storage.scatter_nd_update([[s, col] for s in slots],
+                                           tf.ones([len(slots)], self.storage.dtype))
 
     def mark_truncated_last(self) -> None:
         """Flag the most recent transition as truncated (its episode was cut short)."""

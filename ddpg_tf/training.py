@@ -30,7 +30,8 @@ from ddpg_tf.agent import DDPGAgent
 from ddpg_tf.checkpointing import Checkpointer, CheckpointError, atomic_write_text, export_actor
 from ddpg_tf.cli import TrainingError, UsageError
 from ddpg_tf.config import RESUMABLE_FIELDS, Config, ConfigError
-from ddpg_tf.envs import EnvError, make_env, rng_state, set_rng_state, space_dims
+from ddpg_tf.envs import (EnvError, make_env, make_vector_env, rng_state, set_rng_state,
+                          space_dims)
 from ddpg_tf.replay_buffer import NStepWindow, ReplayBuffer
 from ddpg_tf.summaries import SummaryLogger
 
@@ -176,25 +177,51 @@ def train(config: Config, given: set[str] | frozenset[str] = frozenset(),
     config, run_dir = resolve_run(config, set(given))
     set_threads(config.threads)
     try:
-        env = make_env(config.env_id)
+        env = (make_env(config.env_id) if config.num_envs == 1
+               else make_vector_env(config.env_id, config.num_envs))
         eval_env = make_env(config.env_id)
     except EnvError as exc:
         raise UsageError(str(exc)) from None
     try:
+        if config.num_envs > 1:
+            from ddpg_tf.vector_training import train_vector  # imports this module
+
+            return train_vector(config, run_dir, env, eval_env, on_log)
         return _train(config, run_dir, env, eval_env, on_log)
     finally:
         env.close()
         eval_env.close()
 
 
-def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
-           on_log: LogHook | None) -> TrainResult:
+@dataclass
+class _Run:
+    """A run opened by :func:`_open_run`: restored from its latest checkpoint or fresh."""
+
+    agent: DDPGAgent
+    buffer: ReplayBuffer
+    ckpt: Checkpointer
+    logger: SummaryLogger
+    result: TrainResult
+    progress: Any
+    step: int
+    episode: int
+    first_reset_seed: int | None
+    """Seed of the first training reset (None after a resume: the env's RNG state was restored)."""
+    window_start: float = 0.0
+    """perf_counter() at the start of the current steps/s window."""
+    window_step: int = 0
+    """Step count at the start of the current steps/s window."""
+
+
+def _open_run(config: Config, run_dir: Path, env: Any, eval_env: gym.Env,
+              single_env: gym.Env, set_env_rng: Callable[[Any], None]) -> _Run:
+    """Build the agent and buffer, restore the latest checkpoint when resuming (the training
+    env's RNG through ``set_env_rng``), then write the run's config."""
     seed_everything(config)
-    obs_dim, low, high = space_dims(env)
+    obs_dim, low, high = space_dims(single_env)
     agent = DDPGAgent(config, obs_dim, low, high)
     buffer = ReplayBuffer(config.buffer_size, obs_dim, len(low), seed=config.seed, dtype=config.dtype,
                           n_step=config.n_step)
-    window = NStepWindow(config.n_step, config.gamma)
     agent.bind_replay(buffer)
     ckpt = Checkpointer(run_dir, agent.trackables(), config.keep_checkpoints)
 
@@ -208,7 +235,7 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
             step, episode, extras, buffer_file = ckpt.restore_latest()
             if buffer_file is not None:
                 buffer.load(buffer_file)
-            set_rng_state(env, extras["env"])
+            set_env_rng(extras["env"])
             set_rng_state(eval_env, extras["eval_env"])
         except (CheckpointError, ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise UsageError(f"cannot resume from {ckpt.latest}: {exc}") from None
@@ -226,8 +253,57 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
     logger = SummaryLogger(run_dir)
     if not restored:
         logger.config(config)
-    result = TrainResult(run_dir=run_dir, steps=step, agent=agent)
-    progress = _progress_bar(config, step)
+    return _Run(agent=agent, buffer=buffer, ckpt=ckpt, logger=logger,
+                result=TrainResult(run_dir=run_dir, steps=step, agent=agent),
+                progress=_progress_bar(config, step), step=step, episode=episode,
+                first_reset_seed=first_reset_seed)
+
+
+def _evaluate(run: _Run, config: Config, eval_env: gym.Env, step: int) -> float:
+    """Evaluate the greedy policy, log and record it; returns the mean return."""
+    returns = evaluate_policy(lambda o: run.agent.act(o, explore=False), eval_env, config.eval_episodes)
+    mean = float(returns.mean())
+    run.result.evaluations.append((step, mean, float(returns.std())))
+    run.logger.scalars({"eval/return_mean": mean, "eval/return_std": returns.std(),
+                        "eval/episodes": len(returns)}, step)
+    _append_eval(run.result.run_dir, step, returns)
+    run.progress.set_postfix_str(f"eval {mean:.1f}", refresh=False)
+    return mean
+
+
+def _log_progress(run: _Run, step: int, metrics: dict[str, Any] | None, actions: Any,
+                  last_eval: float, on_log: LogHook | None) -> None:
+    """The periodic log: steps/s since the last one, the latest update's metrics, the actions."""
+    now = time.perf_counter()
+    sps = (step - run.window_step) / max(now - run.window_start, 1e-9)
+    run.window_start, run.window_step = now, step
+    run.logger.scalars({"perf/steps_per_second": sps}, step)
+    if on_log is not None:
+        on_log(step, {"steps_per_second": sps})
+    if metrics is not None:
+        run.logger.metrics(metrics, step)
+        run.logger.histograms({"hist/env_actions": np.asarray(actions)}, step)
+    run.progress.set_postfix_str(f"{sps:.0f} steps/s, eval {last_eval:.1f}", refresh=False)
+
+
+def _finish(run: _Run, config: Config, step: int) -> TrainResult:
+    run.progress.close()
+    run.logger.flush()
+    run.logger.close()
+    run.result.steps = step
+    if config.export:
+        run.result.exported = export_actor(run.agent.policy(), run.result.run_dir)
+    _report(run.result, config)
+    return run.result
+
+
+def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
+           on_log: LogHook | None) -> TrainResult:
+    run = _open_run(config, run_dir, env, eval_env, env, lambda state: set_rng_state(env, state))
+    agent, buffer, ckpt, logger, result, progress = (run.agent, run.buffer, run.ckpt, run.logger,
+                                                     run.result, run.progress)
+    step, episode, first_reset_seed = run.step, run.episode, run.first_reset_seed
+    window = NStepWindow(config.n_step, config.gamma)
     last_eval = float("nan")
 
     def checkpoint() -> None:
@@ -248,7 +324,7 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
 
     obs: np.ndarray | None = None
     episode_return, episode_length = 0.0, 0
-    window_start, window_step = time.perf_counter(), step
+    run.window_start, run.window_step = time.perf_counter(), step
     metrics: dict[str, Any] | None = None
     skipped_nonfinite = 0
     stored = len(buffer)  # transitions ever stored, mirrored here to avoid reading the variable
@@ -321,26 +397,10 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
             logger.scalars(agent.adapt_param_noise(), step)
 
         if step % config.log_every == 0:
-            now = time.perf_counter()
-            sps = (step - window_step) / max(now - window_start, 1e-9)
-            window_start, window_step = now, step
-            logger.scalars({"perf/steps_per_second": sps}, step)
-            if on_log is not None:
-                on_log(step, {"steps_per_second": sps})
-            if metrics is not None:
-                logger.metrics(metrics, step)
-                logger.histograms({"hist/env_actions": np.asarray(action)}, step)
-            progress.set_postfix_str(f"{sps:.0f} steps/s, eval {last_eval:.1f}", refresh=False)
+            _log_progress(run, step, metrics, action, last_eval, on_log)
 
         if (config.eval_every and step % config.eval_every == 0) or final:
-            returns = evaluate_policy(lambda o: agent.act(o, explore=False), eval_env,
-                                      config.eval_episodes)
-            last_eval = float(returns.mean())
-            result.evaluations.append((step, last_eval, float(returns.std())))
-            logger.scalars({"eval/return_mean": last_eval, "eval/return_std": returns.std(),
-                            "eval/episodes": len(returns)}, step)
-            _append_eval(run_dir, step, returns)
-            progress.set_postfix_str(f"eval {last_eval:.1f}", refresh=False)
+            last_eval = _evaluate(run, config, eval_env, step)
         if due_checkpoint:
             if obs is not None:
                 # Resume rule: every checkpoint ends the episode in progress (as a time-limit
@@ -355,14 +415,7 @@ def _train(config: Config, run_dir: Path, env: gym.Env, eval_env: gym.Env,
             logger.flush()
         progress.update(1)
 
-    progress.close()
-    logger.flush()
-    logger.close()
-    result.steps = step
-    if config.export:
-        result.exported = export_actor(agent.policy(), run_dir)
-    _report(result, config)
-    return result
+    return _finish(run, config, step)
 
 
 def _nonfinite_field(observation: np.ndarray, reward: float) -> str | None:

@@ -139,6 +139,10 @@ CASES = [
          "--noise param needs a positive --noise-sigma"),
     Case("param-noise-alpha-one", ["--param-noise-alpha", "1"], "--param-noise-alpha must be greater than 1"),
     Case("negative-threads", ["--threads=-1"], "--threads must be >= 0"),
+    Case("zero-envs", ["--num-envs", "0"], "--num-envs must be a positive integer"),
+    Case("steps-not-multiple-of-envs", ["--num-envs", "7"],
+         "--total-steps 300 must be a multiple of --num-envs 7"),
+    Case("ou-noise-with-envs", ["--num-envs", "2", "--noise", "ou"], "use --noise gaussian or none"),
     # --- environments -------------------------------------------------------------------
     Case("unknown-env", ["--env-id", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
     Case("discrete-actions", ["--env-id", "CartPole-v1"], "Discrete action space; DDPG needs continuous"),

@@ -1,0 +1,63 @@
+"""The low-overhead call path of :mod:`ddpg_tf.compiled` returns exactly what
+``ConcreteFunction.__call__`` returns, and falls back to it for arguments off the signature."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ddpg_tf._quiet import tf
+from ddpg_tf.compiled import compile_function, fast_caller
+
+
+def _function():
+    state = tf.Variable(tf.zeros(3))
+
+    def fn(x, y):
+        state.assign_add(x)
+        return (tf.reduce_sum(y, axis=0), {"b": x * 2.0, "a": state.read_value(), "n": tf.shape(y)[0]})
+
+    signature = [tf.TensorSpec((3,), tf.float32), tf.TensorSpec((None, 2), tf.float64)]
+    return state, fn, signature
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_fast_path_returns_what_the_public_call_returns(jit):
+    state, fn, signature = _function()
+    concrete = tf.function(fn, input_signature=signature, jit_compile=jit).get_concrete_function()
+    fast = fast_caller(concrete, signature)
+    x = np.array([1.0, 2.0, 3.0], np.float32)
+    y = np.arange(8.0).reshape(4, 2)
+    public = concrete(x, y)
+    ours = fast(x, y)
+    assert isinstance(ours, tuple) and sorted(ours[1]) == ["a", "b", "n"]
+    np.testing.assert_array_equal(ours[0].numpy(), public[0].numpy())
+    for key in ("b", "n"):
+        np.testing.assert_array_equal(ours[1][key].numpy(), public[1][key].numpy())
+    # Both calls ran the side effect once each.
+    np.testing.assert_array_equal(ours[1]["a"].numpy(), 2 * x)
+    np.testing.assert_array_equal(state.numpy(), 2 * x)
+    # Tensors pass through as they are; the varying batch dimension is accepted.
+    again = fast(tf.constant(x), tf.constant(y[:1]))
+    assert int(again[1]["n"]) == 1
+
+
+def test_arguments_off_the_signature_take_the_public_path():
+    _, fn, signature = _function()
+    call = compile_function(fn, signature)
+    with pytest.raises((TypeError, ValueError)):
+        call(np.zeros(4, np.float32), np.zeros((1, 2)))  # wrong shape: the public error
+    # A float64 vector for the float32 input: the public call converts it, as before.
+    out = call(np.ones(3), np.zeros((1, 2)))
+    np.testing.assert_array_equal(out[1]["b"].numpy(), [2.0, 2.0, 2.0])
+
+
+def test_functions_without_outputs():
+    v = tf.Variable(0.0)
+
+    def add(x):
+        v.assign_add(x)
+
+    call = compile_function(add, [tf.TensorSpec((), tf.float32)])
+    assert call(np.float32(2.0)) is None
+    assert float(v.numpy()) == 2.0

@@ -271,9 +271,10 @@ def _tf_threads() -> dict[str, Any]:
 def _ours_agent(spec: dict[str, Any]) -> tuple[Any, Any, Any]:
     from ddpg_tf.agent import DDPGAgent
     from ddpg_tf.envs import make_env, space_dims
-    from ddpg_tf.training import seed_everything
+    from ddpg_tf.training import seed_everything, set_threads
 
     config = _ours_config(spec)
+    set_threads(config.threads, config.intra_op_threads, config.inter_op_threads)
     seed_everything(config)
     env = make_env(config.env_id)
     obs_dim, low, high = space_dims(env)
@@ -741,7 +742,7 @@ def _plan(args: argparse.Namespace, settings: dict[str, Any], case: Case) -> dic
             "updates": settings["updates"], "update_warmup": settings["update_warmup"],
             "update_fill": settings["update_fill"], "actions": settings["actions"],
             "action_warmup": settings["action_warmup"], "threads": args.threads,
-            "ddpg_tf_overrides": args.ddpg_tf_set}
+            "ddpg_tf_overrides": {**args.ddpg_tf_set.get("*", {}), **args.ddpg_tf_set.get(case.name, {})}}
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -875,6 +876,10 @@ def markdown(report: dict[str, Any]) -> str:
         "interleaved repeats, each in a fresh process; ratio = speed-up of ddpg-tf over SB3 "
         "(> 1: ddpg-tf faster; for ms per action, SB3 ms / ddpg-tf ms).",
         "",
+        "ddpg-tf settings beyond the shared ones: "
+        + "; ".join(f"{e['label']}: {_overrides_text(e['settings']['ddpg_tf_overrides'])}"
+                    for e in report["cases"].values()) + ".",
+        "",
         "| case | metric | ddpg-tf | SB3 | ratio |",
         "|---|---|---|---|---|",
     ]
@@ -924,6 +929,10 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _overrides_text(overrides: dict[str, Any]) -> str:
+    return ", ".join(f"`{k}={json.dumps(v)}`" for k, v in overrides.items()) or "library defaults"
+
+
 def _settings_text(report: dict[str, Any]) -> str:
     st = report["settings"]
     threads = report["threads"]
@@ -940,14 +949,20 @@ def _settings_text(report: dict[str, Any]) -> str:
             f"{report['machine']['cpus_available']} CPUs")
 
 
-def _override(text: str) -> tuple[str, Any]:
+def _override(text: str) -> tuple[str, str, Any]:
+    """``[CASE:]FIELD=VALUE`` as (case or "*", field, value)."""
     name, sep, value = text.partition("=")
-    if not sep or not name.strip():
-        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE, got {text!r}")
+    case, colon, field = name.rpartition(":")
+    case = case.strip() if colon else "*"
+    if not sep or not field.strip():
+        raise argparse.ArgumentTypeError(f"expected [CASE:]FIELD=VALUE, got {text!r}")
+    if case != "*" and case not in CASES:
+        raise argparse.ArgumentTypeError(f"unknown case {case!r} in {text!r}; choose from {', '.join(CASES)}")
+    field = field.strip().replace("-", "_")
     try:
-        return name.strip().replace("-", "_"), json.loads(value)
+        return case, field, json.loads(value)
     except json.JSONDecodeError:
-        return name.strip().replace("-", "_"), value
+        return case, field, value
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -966,8 +981,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None,
                         help="intra- and inter-op threads for both libraries (default: each library's "
                              "own default, one per available core)")
-    parser.add_argument("--ddpg-tf-set", type=_override, action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a ddpg-tf Config field not shared with SB3, e.g. jit_compile=true "
+    parser.add_argument("--ddpg-tf-set", type=_override, action="append", default=[],
+                        metavar="[CASE:]FIELD=VALUE",
+                        help="override a ddpg-tf Config field not shared with SB3, for every case or "
+                             "only CASE, e.g. jit_compile=false or halfcheetah-256:batch_chunks=2 "
                              "(repeatable; VALUE is parsed as JSON, else taken as a string)")
     parser.add_argument("--num-envs", type=int, default=4,
                         help="extra end-to-end row with this many environment copies for both "
@@ -979,7 +996,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per worker")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.ddpg_tf_set = dict(args.ddpg_tf_set)
+    sets: dict[str, dict[str, Any]] = {}
+    for case, field, value in args.ddpg_tf_set:
+        sets.setdefault(case, {})[field] = value
+    args.ddpg_tf_set = sets
     if args.num_envs > 1 and (QUICK if args.quick else FULL)["log_every"] % args.num_envs:
         parser.error(f"--num-envs {args.num_envs} must divide the log interval "
                      f"{(QUICK if args.quick else FULL)['log_every']}")

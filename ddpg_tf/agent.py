@@ -37,7 +37,7 @@ from ddpg_tf import losses
 from ddpg_tf._quiet import tf
 from ddpg_tf.compiled import compile_function
 from ddpg_tf.config import Config
-from ddpg_tf.networks import build_actor, build_critic, copy_weights
+from ddpg_tf.networks import batch_split, build_actor, build_critic, copy_weights
 from ddpg_tf.noise import ActionNoise, AdaptiveParamNoise, ClippedGaussian, make_noise
 from ddpg_tf.normalization import ObservationNormalizer, normalizing_policy
 from ddpg_tf.optim import Adam
@@ -83,6 +83,11 @@ class DDPGAgent:
             self.critic2_optimizer = Adam(self.critic2.trainable_variables, config.critic_lr,
                                           name="critic2_adam")
             self.critics.append((self.critic2, self.critic2_target, self.critic2_optimizer))
+        # The networks as the train step calls them: on batch_chunks slices of each batch.
+        k = config.batch_chunks
+        self._actor_split, self._critic_split = batch_split(self.actor, k), batch_split(self.critic, k)
+        self._targets_split = [batch_split(target, k) for _, target, _ in self.critics]
+        self._actor_target_split = batch_split(self.actor_target, k)
         self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="updates")
         """Train steps run so far (skipped ones included)."""
         self.nonfinite_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="nonfinite_updates")
@@ -174,15 +179,15 @@ class DDPGAgent:
     def _td_target(self, rewards: tf.Tensor, next_observations: tf.Tensor, terminated: tf.Tensor,
                    bootstrap_steps: tf.Tensor | None) -> tf.Tensor:
         cfg = self.config
-        next_actions = self.actor_target(next_observations, training=False)
+        next_actions = self._actor_target_split(next_observations, training=False)
         if self.target_smoothing is not None:  # TD3: clip(mu'(s') + clip(eps, -c, c), low, high)
             noise = self.target_smoothing.sample(tf.shape(next_actions)[0])
             next_actions = losses.smoothed_target_actions(next_actions, noise, self._low, self._high)
         elif cfg.actor_output == "linear":  # an unsquashed actor may leave the bounds; the env clips
             next_actions = tf.clip_by_value(next_actions, self._low, self._high)
-        next_q = self.critic_target([next_observations, next_actions], training=False)
+        next_q = self._targets_split[0]([next_observations, next_actions], training=False)
         if cfg.twin_critics:  # TD3: bootstrap from min(Q1', Q2')
-            next_q2 = self.critic2_target([next_observations, next_actions], training=False)
+            next_q2 = self._targets_split[1]([next_observations, next_actions], training=False)
             next_q = losses.clipped_double_q(next_q, next_q2)
         if bootstrap_steps is None:
             return losses.td_target(rewards, terminated, next_q, cfg.gamma)
@@ -197,7 +202,7 @@ class DDPGAgent:
         metrics: dict[str, tf.Tensor] = {}
         for i, (critic, _, optimizer) in enumerate(self.critics):
             with tf.GradientTape() as tape:
-                q = critic([observations, actions], training=True)
+                q = batch_split(critic, cfg.batch_chunks)([observations, actions], training=True)
                 td_loss = losses.critic_loss(q, target)
                 loss = td_loss
                 if cfg.critic_l2 > 0:
@@ -245,9 +250,10 @@ class DDPGAgent:
         return ok, metrics
 
     def _actor_gradients(self, observations: tf.Tensor) -> losses.ActorGradients:
+        actor, critic = self._actor_split, self._critic_split
         if self.dqda_transform is None:
-            return self.actor_gradients(self.actor, self.critic, observations)
-        return self.actor_gradients(self.actor, self.critic, observations, self.dqda_transform)
+            return self.actor_gradients(actor, critic, observations)
+        return self.actor_gradients(actor, critic, observations, self.dqda_transform)
 
     def _diagnostics(self, observations: tf.Tensor) -> dict[str, tf.Tensor]:
         """Compare the gradient the configured style would apply with the direct gradient on
@@ -477,4 +483,6 @@ class DDPGAgent:
 
 def _zero_if_not(ok: tf.Tensor, grads: list[tf.Tensor]) -> list[tf.Tensor]:
     """``grads`` if ``ok`` else zeros (so NaNs never enter the Adam moments)."""
-    return [tf.where(ok, g, tf.zeros_like(g)) for g in grads]
+    # multiply_no_nan(g, 0) is 0 even where g is NaN or infinite; g * 1 is g exactly.
+    keep = tf.cast(ok, grads[0].dtype)
+    return [tf.math.multiply_no_nan(g, keep) for g in grads]

@@ -180,6 +180,12 @@ class Config:
     one call fewer per step)."""
     jit_compile: bool = True
     """Compile the train and act steps with XLA (`tf.function(jit_compile=True)`)."""
+    batch_chunks: int = 1
+    """Split each training batch into this many equal slices that pass through the networks as
+    separate ops, so TensorFlow's inter-op threads run them on different cores; the gradients
+    are the sums over the slices, the full-batch gradients up to float rounding. Pays for large
+    networks without XLA: 2 with ``--no-jit-compile --intra-op-threads 1 --inter-op-threads 2``
+    on 2 cores (see the README's speed section)."""
     deterministic: bool = False
     """Enable TensorFlow op determinism (bit-identical reruns; may be slower)."""
     progress: bool = True
@@ -187,18 +193,24 @@ class Config:
     threads: int = 0
     """TensorFlow intra-op and inter-op threads; 0 keeps TensorFlow's default (all cores).
     Set 1 when several runs share a machine."""
+    intra_op_threads: int = 0
+    """TensorFlow intra-op threads (within one op), overriding ``threads``; 0: not overridden."""
+    inter_op_threads: int = 0
+    """TensorFlow inter-op threads (ops run side by side), overriding ``threads``; 0: not
+    overridden."""
 
     # -----------------------------------------------------------------------------
     def validate(self) -> Config:
         """Raise :class:`ConfigError` with a one-line message if any value is unusable."""
         positive_ints = ("total_steps", "batch_size", "buffer_size", "gradient_steps", "num_envs",
+                         "batch_chunks",
                          "eval_episodes", "log_every", "keep_checkpoints", "n_step", "policy_delay",
                          "param_noise_adapt_every")
         for name in positive_ints:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{_flag(name)} must be a positive integer, got {getattr(self, name)}")
         for name in ("learning_starts", "eval_every", "checkpoint_every", "critic_action_layer",
-                     "diag_every", "threads"):
+                     "diag_every", "threads", "intra_op_threads", "inter_op_threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.seed < 2**32:
@@ -226,6 +238,9 @@ class Config:
             raise ConfigError("--noise param needs a positive --noise-sigma (the target action distance)")
         if self.num_envs > 1:
             self._validate_vector_envs()
+        if self.batch_size % self.batch_chunks:
+            raise ConfigError(f"--batch-chunks {self.batch_chunks} must divide --batch-size "
+                              f"{self.batch_size}")
         if self.batch_size > self.buffer_size:
             raise ConfigError(f"--batch-size {self.batch_size} is larger than --buffer-size "
                               f"{self.buffer_size}; lower the batch or raise the buffer")
@@ -352,5 +367,6 @@ DEFAULT_PRESET = "pendulum"
 RESUMABLE_FIELDS = frozenset({
     "total_steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
     "keep_checkpoints", "export", "save_buffer", "eager", "progress", "resume", "logdir", "run_name",
-    "diag_every", "fuse_act", "jit_compile", "threads",
+    "diag_every", "fuse_act", "jit_compile", "threads", "intra_op_threads", "inter_op_threads",
+    "batch_chunks",
 })

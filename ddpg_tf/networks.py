@@ -16,9 +16,12 @@ from __future__ import annotations
 import ddpg_tf._quiet  # noqa: F401  (before keras: silences TensorFlow's start-up)
 
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
+
+from ddpg_tf._quiet import tf
 
 FINAL_INIT_LIMIT = 3e-3
 
@@ -123,3 +126,38 @@ def copy_weights(source: keras.Model, target: keras.Model) -> None:
     """Make ``target``'s weights equal to ``source``'s (used once, when targets are created)."""
     for t, s in zip(target.weights, source.weights, strict=True):
         t.assign(s)
+
+
+class BatchSplit:
+    """``model`` applied to ``chunks`` equal slices of the batch, outputs concatenated.
+
+    The slices become independent ops, so TensorFlow's executor can run them (and, through the
+    tape, their backward passes) on different cores at the same time; weight gradients are
+    then sums of the slices' gradients, equal to the full-batch gradients up to float rounding.
+    Everything else (variables, weights) is the model's own.
+    """
+
+    def __init__(self, model: keras.Model, chunks: int) -> None:
+        self.model = model
+        self.chunks = int(chunks)
+
+    def __call__(self, inputs: Any, training: bool = False) -> Any:
+        if isinstance(inputs, (list, tuple)):
+            slices = zip(*(tf.split(x, self.chunks) for x in inputs), strict=True)
+            outputs = [self.model(list(part), training=training) for part in slices]
+        else:
+            outputs = [self.model(part, training=training) for part in tf.split(inputs, self.chunks)]
+        return tf.concat(outputs, axis=0)
+
+    @property
+    def trainable_variables(self) -> list[Any]:
+        return self.model.trainable_variables
+
+    @property
+    def weights(self) -> list[Any]:
+        return self.model.weights
+
+
+def batch_split(model: keras.Model, chunks: int) -> keras.Model | BatchSplit:
+    """``model`` itself for one chunk, else a :class:`BatchSplit` of it."""
+    return model if chunks == 1 else BatchSplit(model, chunks)

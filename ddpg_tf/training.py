@@ -138,23 +138,27 @@ def _check_writable(path: Path) -> None:
         raise UsageError(f"cannot write under {path}: {probe} is not a writable directory")
 
 
-def set_threads(threads: int) -> None:
-    """Use ``threads`` TensorFlow intra-op and inter-op threads (0: TensorFlow's default).
+def set_threads(threads: int, intra_op: int = 0, inter_op: int = 0) -> None:
+    """Use ``threads`` TensorFlow intra-op and inter-op threads, each overridden by
+    ``intra_op`` / ``inter_op`` when positive (0 everywhere: TensorFlow's default).
 
     TensorFlow fixes its thread pools when it first runs an op, so this must come before any
     tensor is created in the process; a later call asking for other values raises UsageError."""
-    if threads <= 0:
+    intra, inter = intra_op or threads, inter_op or threads
+    if intra <= 0 and inter <= 0:
         return
     threading = tf.config.threading
-    if (threading.get_intra_op_parallelism_threads() == threads
-            and threading.get_inter_op_parallelism_threads() == threads):
+    wanted = [(intra, threading.get_intra_op_parallelism_threads, threading.set_intra_op_parallelism_threads),
+              (inter, threading.get_inter_op_parallelism_threads, threading.set_inter_op_parallelism_threads)]
+    if all(n <= 0 or get() == n for n, get, _ in wanted):
         return
     try:
-        threading.set_intra_op_parallelism_threads(threads)
-        threading.set_inter_op_parallelism_threads(threads)
+        for n, _, set_pool in wanted:
+            if n > 0:
+                set_pool(n)
     except RuntimeError:
-        raise UsageError(f"--threads {threads} must be set before TensorFlow starts; pass it to a "
-                         "fresh process") from None
+        raise UsageError(f"thread settings (intra-op {intra}, inter-op {inter}) must be made before "
+                         "TensorFlow starts; pass them to a fresh process") from None
 
 
 def seed_everything(config: Config) -> None:
@@ -175,7 +179,7 @@ def train(config: Config, given: set[str] | frozenset[str] = frozenset(),
     ``given`` names the fields set explicitly on the command line (they may override a
     resumed run's saved config); ``on_log`` is called at every logging step (benchmarks)."""
     config, run_dir = resolve_run(config, set(given))
-    set_threads(config.threads)
+    set_threads(config.threads, config.intra_op_threads, config.inter_op_threads)
     try:
         env = (make_env(config.env_id) if config.num_envs == 1
                else make_vector_env(config.env_id, config.num_envs))

@@ -140,6 +140,7 @@ CASES = [
     Case("param-noise-alpha-one", ["--param-noise-alpha", "1"], "--param-noise-alpha must be greater than 1"),
     Case("negative-threads", ["--threads=-1"], "--threads must be >= 0"),
     Case("zero-envs", ["--num-envs", "0"], "--num-envs must be a positive integer"),
+    Case("chunks-not-dividing-batch", ["--batch-chunks", "3"], "--batch-chunks 3 must divide --batch-size 16"),
     Case("steps-not-multiple-of-envs", ["--num-envs", "7"],
          "--total-steps 300 must be a multiple of --num-envs 7"),
     Case("ou-noise-with-envs", ["--num-envs", "2", "--noise", "ou"], "use --noise gaussian or none"),

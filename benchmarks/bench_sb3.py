@@ -55,7 +55,15 @@ Run it on an idle machine: every worker records how many CPUs *other* processes 
 meanwhile, and the report warns when that exceeded 0.3. (On 2 cores, PyTorch's OpenMP threads
 stall badly when another process holds a core: SB3 updates then run tens of times slower.)
 ``--threads N`` sets both libraries' intra- and inter-op threads instead of their defaults.
-The full run (4 cases, 3 repeats, 77 worker processes) takes roughly 15-30 minutes on 2 cores.
+The full run (4 cases, 3 repeats, 101 worker processes) takes about 23 minutes on 2 cores.
+
+(d) **vector environments** (extra rows, ``--num-envs N``, default 4; 0 skips them): end to end
+    with N environment copies for both libraries, one gradient step per collected transition:
+    ddpg-tf ``--num-envs N`` (N transitions stored and N updates in one compiled call per
+    vector step), SB3 a ``DummyVecEnv`` of N copies with ``gradient_steps=-1``.
+
+``--ddpg-tf-set [CASE:]FIELD=VALUE`` changes ddpg-tf settings that SB3 does not share (XLA,
+batch chunks, thread pools), for all cases or one; the report lists them per case.
 
 Outputs ``OUT_DIR/bench_sb3.json`` (every raw repeat, medians, ratios, machine, versions,
 threads, settings) and ``OUT_DIR/bench_sb3.md`` (the tables, also printed).

@@ -15,6 +15,10 @@ N = 4). Copy i is seeded with ``seed + i`` (Gymnasium's vector reset). Every che
 ends the episodes of all copies as truncations, as in the single-environment loop, so a
 resumed run follows the uninterrupted one exactly. Gaussian (or no) exploration noise only,
 drawn independently per copy.
+
+With ``fuse_act`` the store-train-act call also runs at a checkpoint, and the actions it
+selects are dropped (the episodes restart): the exploration noise after a checkpoint then
+differs from a ``--no-fuse-act`` run's, while each run stays reproducible and resumes exactly.
 """
 
 from __future__ import annotations
@@ -114,7 +118,9 @@ def train_vector(config: Config, run_dir: Path, envs: gym.vector.SyncVectorEnv, 
                 metrics = agent.train_on_replay()
         elif not train_now:
             agent.store_rows(batch)
-        elif config.fuse_act and not due_checkpoint:
+        elif config.fuse_act:
+            # At a checkpoint the episodes restart, so these actions are dropped: one compiled
+            # variant fewer (a first call of another variant would compile mid-run).
             next_actions, metrics = agent.store_rows_train_and_act(batch, obs)
         else:
             metrics = agent.store_rows_and_train(batch)

@@ -1,7 +1,7 @@
 """ddpg-tf against Stable-Baselines3 DDPG: speed, FLOP efficiency and memory in one invocation.
 
-    python benchmarks/bench_sb3.py [--repeats 3] [--cases pendulum-64,halfcheetah-256]
-                                   [--out-dir benchmarks/results] [--quick]
+    python benchmarks/bench_sb3.py [--tuned] [--repeats 3] [--cases pendulum-64,halfcheetah-256]
+                                   [--num-envs 4] [--out-dir benchmarks/results] [--quick]
 
 Needs the ``bench`` extra (``pip install -e ".[bench]"``: PyTorch and Stable-Baselines3).
 
@@ -124,6 +124,13 @@ CASES: dict[str, Case] = {c.name: c for c in (
     Case("halfcheetah-256", "HalfCheetah-v5", 17, 6, (256, 256), 256, 1000, 3000),
     Case("halfcheetah-400-300", "HalfCheetah-v5", 17, 6, (400, 300), 256, 1000, 3000),
 )}
+
+LARGE_NETWORK_SETTINGS = {"jit_compile": False, "batch_chunks": 2, "intra_op_threads": 1,
+                          "inter_op_threads": 2}
+"""The README's speed settings for 256-wide and larger networks on 2 cores (``--tuned``)."""
+TUNED = {name: dict(LARGE_NETWORK_SETTINGS) for name in ("pendulum-256", "halfcheetah-256",
+                                                         "halfcheetah-400-300")}
+"""``--tuned``: per-case ddpg-tf settings (small networks keep the library defaults, XLA)."""
 
 # Shared hyperparameters (see the module docstring).
 LEARNING_RATE = 1e-3
@@ -994,6 +1001,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="override a ddpg-tf Config field not shared with SB3, for every case or "
                              "only CASE, e.g. jit_compile=false or halfcheetah-256:batch_chunks=2 "
                              "(repeatable; VALUE is parsed as JSON, else taken as a string)")
+    parser.add_argument("--tuned", action="store_true",
+                        help="ddpg-tf with the README's speed settings per case: "
+                             + "; ".join(f"{c}: {_overrides_text(o)}" for c, o in TUNED.items())
+                             + " (--ddpg-tf-set entries override them)")
     parser.add_argument("--num-envs", type=int, default=4,
                         help="extra end-to-end row with this many environment copies for both "
                              "libraries (ddpg-tf --num-envs N, SB3 DummyVecEnv with gradient_steps=-1); "
@@ -1004,7 +1015,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per worker")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    sets: dict[str, dict[str, Any]] = {}
+    sets: dict[str, dict[str, Any]] = {c: dict(o) for c, o in TUNED.items()} if args.tuned else {}
     for case, field, value in args.ddpg_tf_set:
         sets.setdefault(case, {})[field] = value
     args.ddpg_tf_set = sets

@@ -137,15 +137,16 @@ class DDPGAgent:
             self._train = self._compiled(lambda o, a, r, o2, d: self._train_step(o, a, r, o2, d),
                                          batch_spec)
         self._diagnose = self._compiled(self._diagnostics, [obs])
-        self._act_explore = self._compiled(lambda o: self._act(o, True), [one])
-        self._act_greedy = self._compiled(lambda o: self._act(o, False), [one])
+        self._act_explore = self._compiled(lambda o: self._act(o, True), [one], stage_inputs=True)
+        self._act_greedy = self._compiled(lambda o: self._act(o, False), [one], stage_inputs=True)
         self._act_batch_explore = self._compiled(lambda o: self._act_batch(o, True), [obs])
         self._act_batch_greedy = self._compiled(lambda o: self._act_batch(o, False), [obs])
 
-    def _compiled(self, fn: Any, signature: list[tf.TensorSpec]) -> Any:
+    def _compiled(self, fn: Any, signature: list[tf.TensorSpec], stage_inputs: bool = False) -> Any:
         """``fn`` as a ``tf.function`` (XLA with ``jit_compile``) called through the
         low-overhead path of :mod:`ddpg_tf.compiled`; ``fn`` itself when ``eager``."""
-        return compile_function(fn, signature, jit_compile=self.config.jit_compile, eager=self.config.eager)
+        return compile_function(fn, signature, jit_compile=self.config.jit_compile, eager=self.config.eager,
+                                stage_inputs=stage_inputs)
 
     # --- the compiled step -----------------------------------------------------------
     def _train_step(self, observations: tf.Tensor, actions: tf.Tensor, rewards: tf.Tensor,
@@ -318,13 +319,14 @@ class DDPGAgent:
         self.replay = buffer
         self._diag_generator = tf.random.Generator.from_seed(self.config.seed + 9000)
         row = [tf.TensorSpec((buffer.width,), buffer.storage.dtype)]
-        self._store = self._compiled(self._store_row, row)
+        # The per-step calls pass the packed row through a staging tensor (compiled.py).
+        self._store = self._compiled(self._store_row, row, stage_inputs=True)
         if self.param_noise is not None:
             self._noise_generator = tf.random.Generator.from_seed(self.config.seed + 9500)
             self._adapt = self._compiled(self._adapt_param_noise, [])
         self._train_replay = self._compiled(self._replay_updates, [])
-        self._store_train = self._compiled(self._store_and_train, row)
-        self._store_train_act = self._compiled(self._store_train_and_act, row)
+        self._store_train = self._compiled(self._store_and_train, row, stage_inputs=True)
+        self._store_train_act = self._compiled(self._store_train_and_act, row, stage_inputs=True)
         self._diagnose_replay = self._compiled(self._diagnostics_on_replay, [])
         if self.config.num_envs > 1:
             rows = [tf.TensorSpec((None, buffer.width), buffer.storage.dtype)]

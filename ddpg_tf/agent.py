@@ -331,7 +331,10 @@ class DDPGAgent:
         if self.config.num_envs > 1:
             rows = [tf.TensorSpec((None, buffer.width), buffer.storage.dtype)]
             observations = [tf.TensorSpec((None, self.obs_dim), self.dtype)]
-            self._store_rows = self._compiled(self._store_many, rows)
+            # Row counts vary with --n-step: storing alone runs without XLA (no compile per count).
+            self._store_rows = compile_function(self._store_many, rows, eager=self.config.eager)
+            self._train_act_batch = self._compiled(
+                lambda o: (lambda m: (self._act_batch(o, True), m))(self._replay_updates()), observations)
             self._store_rows_train = self._compiled(
                 lambda r: (self._store_many(r), self._replay_updates())[1], rows)
             self._store_rows_train_act = self._compiled(self._store_rows_train_and_act, rows + observations)
@@ -415,7 +418,13 @@ class DDPGAgent:
                                  observations: np.ndarray) -> tuple[np.ndarray, dict[str, tf.Tensor]]:
         """:meth:`store_rows_and_train`, then exploring actions for ``observations`` (one row
         per environment) from the updated actor, in one compiled call."""
-        actions, metrics = self._store_rows_train_act(rows, observations)
+        actions, metrics = self._store_rows_train_act(rows, np.asarray(observations, self.dtype))
+        return actions.numpy(), metrics
+
+    def train_and_act_batch(self, observations: np.ndarray) -> tuple[np.ndarray, dict[str, tf.Tensor]]:
+        """``gradient_steps`` x ``num_envs`` updates, then exploring actions for
+        ``observations``, in one compiled call of fixed shape (used with ``--n-step``)."""
+        actions, metrics = self._train_act_batch(np.asarray(observations, self.dtype))
         return actions.numpy(), metrics
 
     def act_batch(self, observations: np.ndarray, explore: bool = True) -> np.ndarray:

@@ -13,8 +13,9 @@ the input signature), calls the traced function's flat entry point with the capt
 variables appended, and rebuilds the nested outputs with a packer built once from the output
 structure. It relies on two attributes TensorFlow does not document (``_inference_function``
 and its ``call_flat``); where they are missing, or an argument does not match the signature,
-the public ``__call__`` runs instead, so a TensorFlow upgrade can make calls slower but never
-different.
+the public ``__call__`` runs instead, so a TensorFlow upgrade can make calls slower but not
+different. The fast path records nothing on a ``tf.GradientTape``: the agent never calls its
+compiled steps under one (calls inside another ``tf.function`` take the public path).
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def fast_caller(concrete: Any, signature: Sequence[tf.TensorSpec],
     stages = tuple(_Staged.create(spec) if stage_inputs else None for spec in specs)
 
     def call(*args: Any) -> Any:
-        if len(args) != len(specs):
-            return concrete(*args)
+        if len(args) != len(specs) or not tf.executing_eagerly():
+            return concrete(*args)  # inside another tf.function: the public path
         tensors = []
         for arg, spec, stage in zip(args, specs, stages, strict=True):
             tensor = stage.put(arg) if stage is not None else None
@@ -105,7 +106,7 @@ class _Staged:
             buffer.reshape(-1)[0] = 1  # check that the memory is shared, not copied
             shared = buffer.size > 0 and tensor.numpy().reshape(-1)[0] == 1
             buffer.reshape(-1)[0] = 0
-        except (AttributeError, TypeError, ValueError, RuntimeError, tf.errors.OpError):
+        except (AttributeError, TypeError, ValueError, RuntimeError, BufferError, tf.errors.OpError):
             return None
         return cls(buffer, tensor) if shared else None
 

@@ -118,6 +118,11 @@ def train_vector(config: Config, run_dir: Path, envs: gym.vector.SyncVectorEnv, 
                 metrics = agent.train_on_replay()
         elif not train_now:
             agent.store_rows(batch)
+        elif config.fuse_act and config.n_step > 1:
+            # n-step windows emit a varying number of rows: store them in a call of their own,
+            # so the XLA-compiled update keeps one shape.
+            agent.store_rows(batch)
+            next_actions, metrics = agent.train_and_act_batch(obs)
         elif config.fuse_act:
             # At a checkpoint the episodes restart, so these actions are dropped: one compiled
             # variant fewer (a first call of another variant would compile mid-run).

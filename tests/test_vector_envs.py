@@ -99,3 +99,11 @@ def test_vector_resume_from_a_mid_episode_checkpoint_matches_the_uninterrupted_r
     data = read_saved_transitions(tmp_path / "cut" / "checkpoints" / "buffer-500.npz")
     assert np.flatnonzero(data.truncated[:, 0]).tolist() == [298, 299, 498, 499]
     assert len(full.episode_returns) == 4
+
+
+def test_vector_n_step_run_keeps_one_update_per_step(tmp_path):
+    # n-step windows emit 0..N*n rows per iteration; the updates still run N per iteration.
+    run = train(vector_config(tmp_path, "nstep", total_steps=400, checkpoint_every=0, eval_every=0,
+                              n_step=3))
+    assert int(run.agent.updates.numpy()) == 400 - 200
+    assert len(run.agent.replay) == 400

@@ -333,10 +333,8 @@ class DDPGAgent:
             observations = [tf.TensorSpec((None, self.obs_dim), self.dtype)]
             # Row counts vary with --n-step: storing alone runs without XLA (no compile per count).
             self._store_rows = compile_function(self._store_many, rows, eager=self.config.eager)
-            self._train_act_batch = self._compiled(
-                lambda o: (lambda m: (self._act_batch(o, True), m))(self._replay_updates()), observations)
-            self._store_rows_train = self._compiled(
-                lambda r: (self._store_many(r), self._replay_updates())[1], rows)
+            self._train_act_batch = self._compiled(self._train_and_act_batch, observations)
+            self._store_rows_train = self._compiled(self._store_rows_and_train, rows)
             self._store_rows_train_act = self._compiled(self._store_rows_train_and_act, rows + observations)
 
     def _store_row(self, row: tf.Tensor) -> None:
@@ -370,11 +368,18 @@ class DDPGAgent:
             a, b = self.replay.columns["observations"]
             self.obs_norm.update(rows[:, a:b])
 
+    def _store_rows_and_train(self, rows: tf.Tensor) -> dict[str, tf.Tensor]:
+        self._store_many(rows)
+        return self._replay_updates()
+
+    def _train_and_act_batch(self, observations: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        metrics = self._replay_updates()
+        return self._act_batch(observations, True), metrics
+
     def _store_rows_train_and_act(self, rows: tf.Tensor,
                                   observations: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         self._store_many(rows)
-        metrics = self._replay_updates()
-        return self._act_batch(observations, True), metrics
+        return self._train_and_act_batch(observations)
 
     def _diagnostics_on_replay(self) -> dict[str, tf.Tensor]:
         # A generator of its own, so diagnostics never shift the training batches' stream.

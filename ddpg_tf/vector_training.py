@@ -60,6 +60,13 @@ def train_vector(config: Config, run_dir: Path, envs: gym.vector.SyncVectorEnv, 
     # buffer: a checkpoint flags each copy's latest row as truncated.
     back_to_last: list[int | None] = [None] * n
 
+    def end_episode(i: int) -> None:
+        nonlocal episode
+        episode += 1
+        result.episode_returns.append(float(returns[i]))
+        logger.scalars({"train/episode_return": float(returns[i]),
+                        "train/episode_length": int(lengths[i])}, step)
+
     obs: np.ndarray | None = None
     next_actions: np.ndarray | None = None
     metrics: dict[str, Any] | None = None
@@ -101,10 +108,7 @@ def train_vector(config: Config, run_dir: Path, envs: gym.vector.SyncVectorEnv, 
         lengths += 1
         step += n
         for i in np.flatnonzero(ended):
-            episode += 1
-            result.episode_returns.append(float(returns[i]))
-            logger.scalars({"train/episode_return": float(returns[i]),
-                            "train/episode_length": int(lengths[i])}, step)
+            end_episode(i)
             returns[i], lengths[i] = 0.0, 0
             back_to_last[i] = None
         obs = next_obs
@@ -149,10 +153,7 @@ def train_vector(config: Config, run_dir: Path, envs: gym.vector.SyncVectorEnv, 
                     agent.store_rows(np.stack([buffer.pack(*t) for t in pending]))
                     stored += len(pending)
                     back_to_last = _shift(back_to_last, [i] * len(pending))
-                episode += 1
-                result.episode_returns.append(float(returns[i]))
-                logger.scalars({"train/episode_return": float(returns[i]),
-                                "train/episode_length": int(lengths[i])}, step)
+                end_episode(i)
             buffer.mark_truncated([b for b in back_to_last if b is not None])
             obs, next_actions = None, None
             extras = {"env": vector_rng_state(envs), "eval_env": rng_state(eval_env),

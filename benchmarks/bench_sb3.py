@@ -16,12 +16,12 @@ What is measured, per case (environment, hidden sizes, batch), for both librarie
     step, so one-off tracing is excluded) and closes ``--e2e-steps`` later. The JSON also holds
     the rate from ``learning_starts`` on, tracing included (``env_steps_per_s_including_warmup``).
 (b) **update-only**: updates per second of K consecutive gradient steps on a buffer filled
-    with random transitions, each including its replay sample, after a warm-up. SB3:
-    ``model.train(gradient_steps=K, batch_size=B)``. ddpg-tf: the update call its training
-    loop makes, in a Python loop, synchronised at the end by reading a result: with in-graph
-    replay (``agent.bind_replay``) ``agent.train_on_replay()`` (samples in-graph and updates,
-    one compiled call), otherwise ``agent.train_step(buffer.sample(B))``; the latter is also
-    timed and recorded in the JSON (``updates_per_s_by_call``).
+    with random transitions, each including its replay sample, after a warm-up, in one call
+    for both libraries. SB3: ``model.train(gradient_steps=K, batch_size=B)``. ddpg-tf:
+    ``agent.train_on_replay(rounds=K)`` after ``agent.bind_replay`` (K rounds of in-graph
+    sampling and updating in one compiled call). The JSON (``updates_per_s_by_call``) also
+    holds the rate of the per-step call ddpg-tf's training loop makes, ``train_on_replay()``
+    in a Python loop, and of ``agent.train_step(buffer.sample(B))`` (a host batch per update).
 (c) **action selection**: milliseconds per exploratory action, timing the call each library's
     own training loop makes: ddpg-tf ``agent.act(obs, explore=True)`` (actor, Gaussian noise,
     clip), SB3 ``model._sample_action(learning_starts, action_noise)`` (``predict``, scale to
@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import inspect
 import json
 import math
 import os
@@ -402,11 +403,13 @@ def fill_ours_buffer(buffer: Any, n: int, obs_dim: int, low: Any, high: Any, see
     return method
 
 
-def _time_calls(agent: Any, fn: Callable[[], Any], warmup: int, n: int) -> dict[str, float]:
-    """Wall and CPU time of ``n`` calls of ``fn`` after ``warmup`` untimed ones, synchronised."""
+def _time_calls(agent: Any, fn: Callable[[], Any], warmup: int, n: int,
+                warmup_fn: Callable[[], Any] | None = None) -> dict[str, float]:
+    """Wall and CPU time of ``n`` calls of ``fn`` after ``warmup`` untimed calls of
+    ``warmup_fn`` (default ``fn``), synchronised."""
     result = None
     for _ in range(warmup):
-        result = fn()
+        result = (warmup_fn or fn)()
     _sync(agent, result)
     start = _clock()
     for _ in range(n):
@@ -426,22 +429,29 @@ def _worker_ours_update(spec: dict[str, Any]) -> dict[str, Any]:
     fill = fill_ours_buffer(buffer, spec["update_fill"], agent.obs_dim, agent.action_low,
                             agent.action_high, seed=config.seed)
     batch = spec["batch_size"]
-    # The first path is the one timed: with in-graph replay (bind_replay), the compiled update
-    # on a batch sampled in-graph, as train() runs it; else a host batch per update.
-    paths: dict[str, Callable[[], Any]] = {}
+    n, warmup = spec["updates"], spec["update_warmup"]
+    # The first path is the one timed. With in-graph replay (bind_replay) and a train_on_replay
+    # that takes a number of rounds: n updates in one call, as SB3's train(gradient_steps=n);
+    # then the update call the training loop makes once per env step, in a Python loop; and a
+    # host batch per update. Every path is timed and recorded in the JSON.
+    windows: dict[str, dict[str, float]] = {}
     if hasattr(agent, "bind_replay"):
         agent.bind_replay(buffer)
-        if hasattr(agent, "train_on_replay"):
-            paths["agent.train_on_replay()"] = agent.train_on_replay
+        train = getattr(agent, "train_on_replay", None)
+        if train is not None and "rounds" in inspect.signature(train).parameters:
+            windows["agent.train_on_replay(rounds=K)"] = _time_calls(
+                agent, lambda: train(rounds=n), 1, 1, warmup_fn=lambda: train(rounds=max(warmup, 2)))
+        if train is not None:
+            windows["agent.train_on_replay()"] = _time_calls(agent, train, warmup, n)
         elif hasattr(agent, "store_and_train") and hasattr(buffer, "pack"):
             cols = _random_columns(np.random.default_rng(0), 1, agent.obs_dim, agent.action_low,
                                    agent.action_high)
             row = buffer.pack(cols[0][0], cols[1][0], float(cols[2][0]), cols[3][0], False, False)
-            paths["agent.store_and_train(row)"] = lambda: agent.store_and_train(row)
-    paths["agent.train_step(buffer.sample(B))"] = lambda: agent.train_step(buffer.sample(batch))
-    n = spec["updates"]
-    windows = {name: _time_calls(agent, fn, spec["update_warmup"], n) for name, fn in paths.items()}
-    timed = next(iter(paths))
+            windows["agent.store_and_train(row)"] = _time_calls(agent, lambda: agent.store_and_train(row),
+                                                               warmup, n)
+    windows["agent.train_step(buffer.sample(B))"] = _time_calls(
+        agent, lambda: agent.train_step(buffer.sample(batch)), warmup, n)
+    timed = next(iter(windows))
     env.close()
     return {"updates_per_s": n / windows[timed]["seconds"], "updates": n, **windows[timed],
             "timed_call": timed,

@@ -325,6 +325,7 @@ class DDPGAgent:
             self._noise_generator = tf.random.Generator.from_seed(self.config.seed + 9500)
             self._adapt = self._compiled(self._adapt_param_noise, [])
         self._train_replay = self._compiled(self._replay_updates, [])
+        self._train_replay_rounds = self._compiled(self._replay_update_rounds, [tf.TensorSpec((), tf.int64)])
         self._store_train = self._compiled(self._store_and_train, row, stage_inputs=True)
         self._store_train_act = self._compiled(self._store_train_and_act, row, stage_inputs=True)
         self._diagnose_replay = self._compiled(self._diagnostics_on_replay, [])
@@ -351,6 +352,18 @@ class DDPGAgent:
             metrics = self._train_step(b.observations, b.actions, b.rewards, b.next_observations,
                                        b.terminated, *n_step)
         return metrics
+
+    def _replay_update_rounds(self, rounds: tf.Tensor) -> dict[str, tf.Tensor]:
+        """``rounds`` (>= 1) rounds of :meth:`_replay_updates` in one call; the metrics are the
+        last round's. The first ``rounds - 1`` run in a ``tf.while_loop`` whose body ends only
+        after its stateful ops (automatic control dependencies), so the rounds run in order and
+        draw the same batches as separate calls."""
+        def body(i: tf.Tensor) -> tuple[tf.Tensor]:
+            self._replay_updates()
+            return (i + 1,)
+
+        tf.while_loop(lambda i: i < rounds - 1, body, (tf.constant(0, tf.int64),))
+        return self._replay_updates()
 
     def _store_and_train(self, row: tf.Tensor) -> dict[str, tf.Tensor]:
         self._store_row(row)
@@ -395,9 +408,16 @@ class DDPGAgent:
         """Append a packed transition (``ReplayBuffer.pack``) without training."""
         self._store(row)
 
-    def train_on_replay(self) -> dict[str, tf.Tensor]:
-        """``gradient_steps`` x ``num_envs`` updates on batches from the bound replay buffer."""
-        return self._train_replay()
+    def train_on_replay(self, rounds: int = 1) -> dict[str, tf.Tensor]:
+        """``gradient_steps`` x ``num_envs`` updates on batches from the bound replay buffer,
+        repeated ``rounds`` times in one compiled call (the same numbers as ``rounds`` calls,
+        without a Python round trip between them: for updates on a fixed buffer, as in
+        Stable-Baselines3's ``train(gradient_steps=...)``). Returns the last round's metrics."""
+        if isinstance(rounds, bool) or not isinstance(rounds, int | np.integer) or rounds < 1:
+            raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
+        if rounds == 1:
+            return self._train_replay()
+        return self._train_replay_rounds(np.int64(rounds))
 
     def store_and_train(self, row: np.ndarray) -> dict[str, tf.Tensor]:
         """Append a packed transition, then ``gradient_steps`` x ``num_envs`` updates on

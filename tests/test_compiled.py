@@ -88,3 +88,20 @@ def test_staged_inputs_give_the_results_of_fresh_tensors(jit):
     # Other dtypes or shapes bypass the staging buffer (and the signature decides).
     third = staged(np.ones(4))
     np.testing.assert_array_equal(third["double"].numpy(), [2.0] * 4)
+
+
+def test_direct_execute_is_used_and_reports_runtime_errors():
+    """On the pinned TensorFlow the flat entry point runs without ``call_flat``'s wrapping;
+    an op failing at run time still raises TensorFlow's error, naming the op."""
+    from ddpg_tf.compiled import _direct_execute
+
+    def fn(x):
+        return tf.debugging.check_numerics(x * 2.0, "doubled")
+
+    signature = [tf.TensorSpec((2,), tf.float32)]
+    concrete = tf.function(fn, input_signature=signature).get_concrete_function()
+    assert _direct_execute(concrete._inference_function) is not None
+    fast = fast_caller(concrete, signature)
+    np.testing.assert_array_equal(fast(np.array([1.0, 2.0], np.float32)).numpy(), [2.0, 4.0])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="doubled"):
+        fast(np.array([1.0, np.nan], np.float32))

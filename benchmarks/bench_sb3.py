@@ -442,7 +442,7 @@ def _worker_ours_update(spec: dict[str, Any]) -> dict[str, Any]:
             windows["agent.train_on_replay(rounds=K)"] = _time_calls(
                 agent, lambda: train(rounds=n), 1, 1, warmup_fn=lambda: train(rounds=max(warmup, 2)))
         if train is not None:
-            windows["agent.train_on_replay()"] = _time_calls(agent, train, warmup, n)
+            windows[PER_CALL] = _time_calls(agent, train, warmup, n)
         elif hasattr(agent, "store_and_train") and hasattr(buffer, "pack"):
             cols = _random_columns(np.random.default_rng(0), 1, agent.obs_dim, agent.action_low,
                                    agent.action_high)
@@ -922,6 +922,10 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {entry['label'] if first else ''} | {name} | {_fmt(med['ddpg_tf'][key])} | "
                          f"{_fmt(med['sb3'][key])} | {'—' if r is None else f'{r:.2f}×'} |")
             first = False
+            per_call = _per_call_updates(entry)
+            if key == "updates_per_s" and per_call is not None and med["sb3"][key]:
+                lines.append(f"|  | update-only updates/s, one call per update (extra) | {_fmt(per_call)} | "
+                             f"{_fmt(med['sb3'][key])} | {per_call / med['sb3'][key]:.2f}× |")
         phys = entry["physical_limit"]
         lines.append(f"|  | update GFLOP/s (share of peak) | {_fmt(phys['ddpg_tf']['gflops'])} "
                      f"({_pct(phys['ddpg_tf']['fraction_of_peak'])}) | {_fmt(phys['sb3']['gflops'])} "
@@ -952,6 +956,20 @@ def markdown(report: dict[str, Any]) -> str:
     if report["errors"]:
         lines += ["", f"**{len(report['errors'])} worker(s) failed**: see `errors` in the JSON."]
     return "\n".join(lines) + "\n"
+
+
+PER_CALL = "agent.train_on_replay()"
+"""ddpg-tf's per-step update call, also timed by the update-only worker (extra row)."""
+
+
+def _per_call_updates(entry: dict[str, Any]) -> float | None:
+    """Median updates/s of ddpg-tf's one-call-per-update path, where the update-only worker
+    timed it besides the K-updates-in-one-call path (else None)."""
+    runs = entry["raw"]["ddpg_tf"].get("update", [])
+    if not all(r.get("timed_call") != PER_CALL for r in runs if "error" not in r):
+        return None  # the per-call path is the headline row already
+    return _median([r["updates_per_s_by_call"][PER_CALL] for r in runs
+                    if "error" not in r and PER_CALL in r.get("updates_per_s_by_call", {})])
 
 
 def _overrides_text(overrides: dict[str, Any]) -> str:

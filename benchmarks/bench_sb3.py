@@ -453,9 +453,12 @@ def _worker_ours_update(spec: dict[str, Any]) -> dict[str, Any]:
         agent, lambda: agent.train_step(buffer.sample(batch)), warmup, n)
     timed = next(iter(windows))
     env.close()
-    return {"updates_per_s": n / windows[timed]["seconds"], "updates": n, **windows[timed],
-            "timed_call": timed,
-            "updates_per_s_by_call": {k: n / v["seconds"] for k, v in windows.items()},
+    # A replay round is gradient_steps x num_envs updates (1 x 1 with the shared settings).
+    per_round = getattr(config, "gradient_steps", 1) * getattr(config, "num_envs", 1)
+    updates = {k: n * (1 if k.startswith("agent.train_step") else per_round) for k in windows}
+    return {"updates_per_s": updates[timed] / windows[timed]["seconds"], "updates": updates[timed],
+            **windows[timed], "timed_call": timed,
+            "updates_per_s_by_call": {k: updates[k] / v["seconds"] for k, v in windows.items()},
             "buffer_fill": spec["update_fill"], "buffer_fill_method": fill,
             "parameters": {"actor": agent.actor.count_params(), "critic": agent.critic.count_params()},
             "config": config.to_dict(), "threads": _tf_threads()}
@@ -835,6 +838,9 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         for lib in LIBS:
             medians[lib]["peak_rss_mib"] = {m: _median([x["peak_rss_mib"] for x in raw[lib][m]
                                                         if "error" not in x]) for m in metrics}
+        per_call = _per_call_updates(raw["ddpg_tf"].get("update", []))
+        if per_call is not None:
+            medians["ddpg_tf"][PER_CALL_KEY] = per_call
         flops = update_flops(case.obs_dim, case.action_dim, case.hidden, case.hidden, case.batch_size)
         report["cases"][case.name] = {
             "label": case.label, "settings": plan, "flops_per_update": flops,
@@ -860,6 +866,10 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             gflops = total * ups / 1e9 if ups else None
             phys[lib] = {"gflops": gflops,
                          "fraction_of_peak": gflops / peak_gflops if gflops and peak_gflops else None}
+        per_call = entry["median"]["ddpg_tf"].get(PER_CALL_KEY)
+        if per_call and peak_gflops:
+            phys["ddpg_tf_one_call_per_update"] = {"gflops": total * per_call / 1e9,
+                                                   "fraction_of_peak": total * per_call / 1e9 / peak_gflops}
         entry["physical_limit"] = phys
     report["machine"]["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     noisy = [(w, b) for w, b in busy if b > OTHER_LOAD_WARNING]
@@ -922,14 +932,19 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {entry['label'] if first else ''} | {name} | {_fmt(med['ddpg_tf'][key])} | "
                          f"{_fmt(med['sb3'][key])} | {'—' if r is None else f'{r:.2f}×'} |")
             first = False
-            per_call = _per_call_updates(entry)
-            if key == "updates_per_s" and per_call is not None and med["sb3"][key]:
-                lines.append(f"|  | update-only updates/s, one call per update (extra) | {_fmt(per_call)} | "
-                             f"{_fmt(med['sb3'][key])} | {per_call / med['sb3'][key]:.2f}× |")
+            per_call = med["ddpg_tf"].get(PER_CALL_KEY)
+            if key == "updates_per_s" and per_call and med["sb3"][key]:
+                lines.append(f"|  | update-only updates/s, ddpg-tf one call per update, SB3 as above "
+                             f"(extra) | {_fmt(per_call)} | {_fmt(med['sb3'][key])} | "
+                             f"{per_call / med['sb3'][key]:.2f}× |")
         phys = entry["physical_limit"]
         lines.append(f"|  | update GFLOP/s (share of peak) | {_fmt(phys['ddpg_tf']['gflops'])} "
                      f"({_pct(phys['ddpg_tf']['fraction_of_peak'])}) | {_fmt(phys['sb3']['gflops'])} "
                      f"({_pct(phys['sb3']['fraction_of_peak'])}) | |")
+        one_call = phys.get("ddpg_tf_one_call_per_update")
+        if one_call:
+            lines.append(f"|  | update GFLOP/s, ddpg-tf one call per update (extra) | "
+                         f"{_fmt(one_call['gflops'])} ({_pct(one_call['fraction_of_peak'])}) | | |")
         rss = [med[lib]["peak_rss_mib"]["e2e"] for lib in LIBS]
         lines.append(f"|  | peak RSS of the end-to-end worker, MiB | {_fmt(rss[0])} | {_fmt(rss[1])} | |")
     lines += [
@@ -959,13 +974,14 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 PER_CALL = "agent.train_on_replay()"
-"""ddpg-tf's per-step update call, also timed by the update-only worker (extra row)."""
+"""ddpg-tf's per-step update call, also timed by the update-only worker (extra rows)."""
+PER_CALL_KEY = "updates_per_s_one_call_per_update"
+"""Where the median of :data:`PER_CALL`'s rate goes in a case's ddpg-tf medians."""
 
 
-def _per_call_updates(entry: dict[str, Any]) -> float | None:
-    """Median updates/s of ddpg-tf's one-call-per-update path, where the update-only worker
-    timed it besides the K-updates-in-one-call path (else None)."""
-    runs = entry["raw"]["ddpg_tf"].get("update", [])
+def _per_call_updates(runs: list[dict[str, Any]]) -> float | None:
+    """Median updates/s of ddpg-tf's one-call-per-update path over update-only worker
+    results that timed it besides the K-updates-in-one-call path (else None)."""
     if not all(r.get("timed_call") != PER_CALL for r in runs if "error" not in r):
         return None  # the per-call path is the headline row already
     return _median([r["updates_per_s_by_call"][PER_CALL] for r in runs

@@ -410,9 +410,11 @@ class DDPGAgent:
 
     def train_on_replay(self, rounds: int = 1) -> dict[str, tf.Tensor]:
         """``gradient_steps`` x ``num_envs`` updates on batches from the bound replay buffer,
-        repeated ``rounds`` times in one compiled call (the same numbers as ``rounds`` calls,
-        without a Python round trip between them: for updates on a fixed buffer, as in
-        Stable-Baselines3's ``train(gradient_steps=...)``). Returns the last round's metrics."""
+        repeated ``rounds`` times in one compiled call: the same numbers as ``rounds`` calls
+        (bit for bit without XLA; with XLA, which compiles the loop body separately, to float
+        rounding), with no return to Python between them (for many updates on a fixed buffer,
+        like Stable-Baselines3's ``train(gradient_steps=...)``). Returns the last round's
+        metrics."""
         if isinstance(rounds, bool) or not isinstance(rounds, int | np.integer) or rounds < 1:
             raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
         if rounds == 1:

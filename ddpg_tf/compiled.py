@@ -85,9 +85,12 @@ def fast_caller(concrete: Any, signature: Sequence[tf.TensorSpec],
 
 def _direct_execute(atomic: Any) -> Callable[..., Any] | None:
     """The traced function's flat entry point without ``call_flat``'s Python wrapping: the
-    eager runtime's execute with the call options ``call_flat`` would pass (about 15 us less
-    per call). None (use ``call_flat``) where TensorFlow's internals differ from those this was
-    written against, or where an output carries handle data ``call_flat`` would attach."""
+    eager runtime's execute with the call options ``call_flat`` would pass (15-40 us less per
+    call on the development machine). None (use ``call_flat``) where TensorFlow's internals
+    differ from those this was written against, or where an output carries handle data
+    ``call_flat`` would attach. Calls made while an op callback is registered (TensorFlow's
+    debugging tools, ``tf.debugging.enable_check_numerics``) also take ``call_flat``, which
+    reports them to the callback."""
     try:
         from tensorflow.python import pywrap_tfe
         from tensorflow.python.eager import cancellation, context
@@ -104,7 +107,8 @@ def _direct_execute(atomic: Any) -> Callable[..., Any] | None:
 
     def run(*tensors: tf.Tensor) -> list[tf.Tensor] | None:
         ctx = context.context()
-        if len(tensors) != n_inputs or cancellation.context() is not None or not ctx.executing_eagerly():
+        if (len(tensors) != n_inputs or cancellation.context() is not None or ctx.op_callbacks
+                or not ctx.executing_eagerly()):
             return atomic.call_flat(*tensors)
         attrs = tuple(item for pair in ctx.function_call_options.as_attrs().items() for item in pair)
         with InterpolateRuntimeError(atomic):

@@ -105,3 +105,25 @@ def test_direct_execute_is_used_and_reports_runtime_errors():
     np.testing.assert_array_equal(fast(np.array([1.0, 2.0], np.float32)).numpy(), [2.0, 4.0])
     with pytest.raises(tf.errors.InvalidArgumentError, match="doubled"):
         fast(np.array([1.0, np.nan], np.float32))
+
+
+def test_op_callbacks_still_see_fast_calls():
+    """With an op callback registered (TensorFlow's debugging tools) the call takes the
+    public entry point, which reports the function call to the callback."""
+    from tensorflow.python.framework import op_callbacks
+
+    signature = [tf.TensorSpec((2,), tf.float32)]
+    concrete = tf.function(lambda x: x + 1.0, input_signature=signature).get_concrete_function()
+    fast = fast_caller(concrete, signature)
+    seen = []
+
+    def callback(op_type, inputs, attrs, outputs, op_name=None, graph=None):
+        seen.append(op_type)
+
+    op_callbacks.add_op_callback(callback)
+    try:
+        out = fast(np.array([1.0, 2.0], np.float32))
+    finally:
+        op_callbacks.remove_op_callback(callback)
+    np.testing.assert_array_equal(out.numpy(), [2.0, 3.0])
+    assert any(t.startswith("__inference") for t in seen)

@@ -434,28 +434,32 @@ def _worker_ours_update(spec: dict[str, Any]) -> dict[str, Any]:
     # that takes a number of rounds: n updates in one call, as SB3's train(gradient_steps=n);
     # then the update call the training loop makes once per env step, in a Python loop; and a
     # host batch per update. Every path is timed and recorded in the JSON.
+    # Each path: its timing window and the updates it ran. A replay round is gradient_steps x
+    # num_envs updates (1 x 1 with the shared settings); train_step is one update per call.
+    per_round = getattr(config, "gradient_steps", 1) * getattr(config, "num_envs", 1)
     windows: dict[str, dict[str, float]] = {}
+    updates: dict[str, int] = {}
     if hasattr(agent, "bind_replay"):
         agent.bind_replay(buffer)
         train = getattr(agent, "train_on_replay", None)
         if train is not None and "rounds" in inspect.signature(train).parameters:
             windows["agent.train_on_replay(rounds=K)"] = _time_calls(
                 agent, lambda: train(rounds=n), 1, 1, warmup_fn=lambda: train(rounds=max(warmup, 2)))
+            updates["agent.train_on_replay(rounds=K)"] = n * per_round
         if train is not None:
-            windows[PER_CALL] = _time_calls(agent, train, warmup, n)
+            windows[PER_CALL], updates[PER_CALL] = _time_calls(agent, train, warmup, n), n * per_round
         elif hasattr(agent, "store_and_train") and hasattr(buffer, "pack"):
             cols = _random_columns(np.random.default_rng(0), 1, agent.obs_dim, agent.action_low,
                                    agent.action_high)
             row = buffer.pack(cols[0][0], cols[1][0], float(cols[2][0]), cols[3][0], False, False)
             windows["agent.store_and_train(row)"] = _time_calls(agent, lambda: agent.store_and_train(row),
                                                                warmup, n)
+            updates["agent.store_and_train(row)"] = n * per_round
     windows["agent.train_step(buffer.sample(B))"] = _time_calls(
         agent, lambda: agent.train_step(buffer.sample(batch)), warmup, n)
+    updates["agent.train_step(buffer.sample(B))"] = n
     timed = next(iter(windows))
     env.close()
-    # A replay round is gradient_steps x num_envs updates (1 x 1 with the shared settings).
-    per_round = getattr(config, "gradient_steps", 1) * getattr(config, "num_envs", 1)
-    updates = {k: n * (1 if k.startswith("agent.train_step") else per_round) for k in windows}
     return {"updates_per_s": updates[timed] / windows[timed]["seconds"], "updates": updates[timed],
             **windows[timed], "timed_call": timed,
             "updates_per_s_by_call": {k: updates[k] / v["seconds"] for k, v in windows.items()},
@@ -982,7 +986,7 @@ PER_CALL_KEY = "updates_per_s_one_call_per_update"
 def _per_call_updates(runs: list[dict[str, Any]]) -> float | None:
     """Median updates/s of ddpg-tf's one-call-per-update path over update-only worker
     results that timed it besides the K-updates-in-one-call path (else None)."""
-    if not all(r.get("timed_call") != PER_CALL for r in runs if "error" not in r):
+    if any(r.get("timed_call") == PER_CALL for r in runs if "error" not in r):
         return None  # the per-call path is the headline row already
     return _median([r["updates_per_s_by_call"][PER_CALL] for r in runs
                     if "error" not in r and PER_CALL in r.get("updates_per_s_by_call", {})])

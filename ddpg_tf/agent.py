@@ -85,7 +85,8 @@ class DDPGAgent:
             self.critics.append((self.critic2, self.critic2_target, self.critic2_optimizer))
         # The networks as the train step calls them: on batch_chunks slices of each batch.
         k = config.batch_chunks
-        self._actor_split, self._critic_split = batch_split(self.actor, k), batch_split(self.critic, k)
+        self._critics_split = [batch_split(critic, k) for critic, _, _ in self.critics]
+        self._actor_split, self._critic_split = batch_split(self.actor, k), self._critics_split[0]
         self._targets_split = [batch_split(target, k) for _, target, _ in self.critics]
         self._actor_target_split = batch_split(self.actor_target, k)
         self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="updates")
@@ -203,7 +204,7 @@ class DDPGAgent:
         metrics: dict[str, tf.Tensor] = {}
         for i, (critic, _, optimizer) in enumerate(self.critics):
             with tf.GradientTape() as tape:
-                q = batch_split(critic, cfg.batch_chunks)([observations, actions], training=True)
+                q = self._critics_split[i]([observations, actions], training=True)
                 td_loss = losses.critic_loss(q, target)
                 loss = td_loss
                 if cfg.critic_l2 > 0:

@@ -58,7 +58,7 @@ def fast_caller(concrete: Any, signature: Sequence[tf.TensorSpec],
     ``stage_inputs``, passing fixed-shape NumPy arguments through :class:`_Staged` tensors)."""
     try:
         atomic = concrete._inference_function
-        call_flat = _direct_execute(atomic) or atomic.call_flat
+        execute = _direct_execute(atomic) or atomic.call_flat
         captures = tuple(concrete.captured_inputs)
         pack = _packer(concrete.structured_outputs)
     except (AttributeError, TypeError):
@@ -78,7 +78,7 @@ def fast_caller(concrete: Any, signature: Sequence[tf.TensorSpec],
                     or not spec.shape.is_compatible_with(tensor.shape)):
                 return concrete(*args)  # the public path raises the informative error
             tensors.append(tensor)
-        return pack(call_flat(*tensors, *captures))
+        return pack(execute(*tensors, *captures))
 
     return call
 
@@ -98,21 +98,21 @@ def _direct_execute(atomic: Any) -> Callable[..., Any] | None:
 
         execute = pywrap_tfe.TFE_Py_Execute
         name = atomic.name.decode() if isinstance(atomic.name, bytes) else str(atomic.name)
-        n_inputs = len(atomic.cached_definition.signature.input_arg)
-        outputs = list(atomic.function_type.flat_outputs)
+        outputs = atomic.function_type.flat_outputs
         if any(output.dtype._handle_data for output in outputs):
             return None
+        n_outputs = len(outputs)
     except (ImportError, AttributeError, TypeError):
         return None
 
     def run(*tensors: tf.Tensor) -> list[tf.Tensor] | None:
+        # Called by fast_caller only, eagerly and with the signature's inputs and captures.
         ctx = context.context()
-        if (len(tensors) != n_inputs or cancellation.context() is not None or ctx.op_callbacks
-                or not ctx.executing_eagerly()):
+        if cancellation.context() is not None or ctx.op_callbacks:
             return atomic.call_flat(*tensors)
         attrs = tuple(item for pair in ctx.function_call_options.as_attrs().items() for item in pair)
         with InterpolateRuntimeError(atomic):
-            return execute(ctx._handle, ctx.device_name, name, list(tensors), attrs, len(outputs)) or None
+            return execute(ctx._handle, ctx.device_name, name, list(tensors), attrs, n_outputs) or None
 
     return run
 

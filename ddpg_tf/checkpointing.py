@@ -27,15 +27,12 @@ from typing import Any
 import keras
 
 from ddpg_tf._quiet import tf
+from ddpg_tf.errors import CheckpointError
 
 CHECKPOINT_DIR = "checkpoints"
 EXPORT_DIR = "export"
 ACTOR_KERAS = "actor.keras"
 ACTOR_SAVEDMODEL = "actor_savedmodel"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be used (reported with exit status 2)."""
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -8,30 +8,16 @@ override it. Usage errors print one line to stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import functools
-import inspect
 import sys
 import typing
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from ddpg_tf.config import DEFAULT_PRESET, PRESETS, Config, ConfigError
+from ddpg_tf.config import DEFAULT_PRESET, PRESETS, Config, field_docs
+from ddpg_tf.errors import (EXIT_TRAINING_ERROR, EXIT_USAGE, ConfigError, TrainingError, UsageError,
+                             fail)
 
-EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """An error the user caused; reported as one line with exit status 2."""
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (for example a NaN from the environment or the update); reported
-    as one line with exit status 1. Checkpoints already written are left untouched."""
-
-
-EXIT_TRAINING_ERROR = 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,20 +25,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
-@functools.cache
-def field_docs(cls: type = Config) -> dict[str, str]:
-    """Map each dataclass field to the docstring written directly below it."""
-    tree = ast.parse(inspect.getsource(cls))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:], strict=False):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
-                and isinstance(nxt.value.value, str)):
-            docs[node.target.id] = " ".join(nxt.value.value.split())
-    return docs
 
 
 def _parse_sizes(text: str) -> tuple[int, ...]:
@@ -138,13 +110,6 @@ def flag_table_markdown() -> str:
         values = " | ".join(show(getattr(PRESETS[n], f.name)) for n in names)
         rows.append(f"| `--{f.name.replace('_', '-')}` | {values} | {docs[f.name].replace('|', '/')} |")
     return "\n".join(rows) + "\n"
-
-
-def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
-    """Print a one-line error and exit with ``status`` (2: usage error)."""
-    first_line = " ".join(str(message).split())
-    print(f"error: {first_line}", file=sys.stderr)
-    raise SystemExit(status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

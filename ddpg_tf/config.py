@@ -10,10 +10,15 @@ in a fraction of a second.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
 import json
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from ddpg_tf.errors import ConfigError
 
 ActorUpdate = Literal["direct", "chain-rule", "dpg-surrogate"]
 DqdaTransformName = Literal["none", "invert", "clip-value", "clip-norm"]
@@ -24,9 +29,6 @@ DType = Literal["float32", "float64"]
 ACTOR_UPDATES: tuple[str, ...] = ("direct", "chain-rule", "dpg-surrogate")
 STYLES_WITH_DQDA: tuple[str, ...] = ("chain-rule", "dpg-surrogate")
 
-
-class ConfigError(ValueError):
-    """A configuration value a user supplied is invalid (reported with exit status 2)."""
 
 
 @dataclass(frozen=True)
@@ -300,6 +302,21 @@ class Config:
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
+
+
+@functools.cache
+def field_docs(cls: type | None = None) -> dict[str, str]:
+    """Map each field of the dataclass ``cls`` (default :class:`Config`) to the docstring written
+    directly below it: the help text of its flag and its row in the CLI reference."""
+    tree = ast.parse(inspect.getsource(cls or Config))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:], strict=False):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
 
 
 def _flag(name: str) -> str:

@@ -12,9 +12,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-
-class EnvError(ValueError):
-    """The environment cannot be used by DDPG (reported with exit status 2)."""
+from ddpg_tf.errors import EnvError
 
 
 def make_env(env_id: str, *, render_mode: str | None = None, **kwargs: Any) -> gym.Env:

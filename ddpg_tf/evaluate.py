@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from ddpg_tf.checkpointing import ACTOR_KERAS, EXPORT_DIR
-from ddpg_tf.cli import UsageError, fail
+from ddpg_tf.errors import UsageError, fail
 from ddpg_tf.config import Config
 from ddpg_tf.envs import EnvError, make_env
 from ddpg_tf.training import evaluate_policy, load_trained_agent, read_run_config

@@ -81,7 +81,8 @@ from typing import Any, Literal, NoReturn
 import numpy as np
 
 from ddpg_tf import stats
-from ddpg_tf.cli import EXIT_TRAINING_ERROR, fail, field_docs
+from ddpg_tf.config import field_docs
+from ddpg_tf.errors import EXIT_TRAINING_ERROR, fail
 from ddpg_tf.config import ACTOR_UPDATES, PRESETS, Config, ConfigError
 
 EXIT_INTERRUPTED = 130

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
-from ddpg_tf.cli import UsageError, fail
+from ddpg_tf.errors import UsageError, fail
 
 if TYPE_CHECKING:
     import keras

@@ -28,7 +28,7 @@ import numpy as np
 from ddpg_tf._quiet import tf
 from ddpg_tf.agent import DDPGAgent
 from ddpg_tf.checkpointing import Checkpointer, CheckpointError, atomic_write_text, export_actor
-from ddpg_tf.cli import TrainingError, UsageError
+from ddpg_tf.errors import TrainingError, UsageError
 from ddpg_tf.config import RESUMABLE_FIELDS, Config, ConfigError
 from ddpg_tf.envs import (EnvError, make_env, make_vector_env, rng_state, set_rng_state,
                           space_dims)

@@ -30,7 +30,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ddpg_tf.cli import TrainingError
+from ddpg_tf.errors import TrainingError
 from ddpg_tf.config import Config
 from ddpg_tf.envs import rng_state, set_vector_rng_state, vector_rng_state
 from ddpg_tf.replay_buffer import NStepWindow

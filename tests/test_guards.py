@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ddpg_tf.agent import DDPGAgent
-from ddpg_tf.cli import TrainingError
+from ddpg_tf.errors import TrainingError
 from ddpg_tf.config import Config
 from ddpg_tf.replay_buffer import Batch, read_saved_transitions
 from ddpg_tf.training import train

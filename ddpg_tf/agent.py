@@ -38,7 +38,8 @@ from ddpg_tf._quiet import tf
 from ddpg_tf.compiled import compile_function
 from ddpg_tf.config import Config
 from ddpg_tf.networks import batch_split, build_actor, build_critic, copy_weights
-from ddpg_tf.noise import ActionNoise, AdaptiveParamNoise, ClippedGaussian, make_noise
+from ddpg_tf.noise import (ActionNoise, AdaptiveParamNoise, ClippedGaussian, OrnsteinUhlenbeckNoise,
+                           make_noise)
 from ddpg_tf.normalization import ObservationNormalizer, normalizing_policy
 from ddpg_tf.optim import Adam
 from ddpg_tf.replay_buffer import Batch, ReplayBuffer
@@ -96,7 +97,8 @@ class DDPGAgent:
 
         self.noise: ActionNoise = make_noise(
             config.noise, self.action_low, self.action_high, sigma=config.noise_sigma,
-            seed=seed + 7000, ou_theta=config.ou_theta, ou_dt=config.ou_dt, dtype=self.dtype)
+            seed=seed + 7000, ou_theta=config.ou_theta, ou_dt=config.ou_dt, dtype=self.dtype,
+            copies=config.num_envs)
         self._low = tf.constant(self.action_low, self.dtype)
         self._high = tf.constant(self.action_high, self.dtype)
         self._half_range = tf.constant((self.action_high - self.action_low) / 2.0, self.dtype)
@@ -138,16 +140,20 @@ class DDPGAgent:
             self._train = self._compiled(lambda o, a, r, o2, d: self._train_step(o, a, r, o2, d),
                                          batch_spec)
         self._diagnose = self._compiled(self._diagnostics, [obs])
-        self._act_explore = self._compiled(lambda o: self._act(o, True), [one], stage_inputs=True)
-        self._act_greedy = self._compiled(lambda o: self._act(o, False), [one], stage_inputs=True)
-        self._act_batch_explore = self._compiled(lambda o: self._act_batch(o, True), [obs])
-        self._act_batch_greedy = self._compiled(lambda o: self._act_batch(o, False), [obs])
+        # Greedy actions for one observation (evaluation, predict) and for a batch; exploring
+        # actions for the batch of num_envs observations the training loop steps with.
+        self._act_one_greedy = self._compiled(lambda o: self._act_batch(o[None], False)[0], [one],
+                                              stage_inputs=True)
+        self._act_one_explore = self._compiled(lambda o: self._act_batch(o[None], True)[0], [one],
+                                               stage_inputs=True)
+        self._act_greedy = self._compiled(lambda o: self._act_batch(o, False), [obs])
+        self._act_explore = self._compiled(lambda o: self._act_batch(o, True), [obs])
 
     def _compiled(self, fn: Any, signature: list[tf.TensorSpec], stage_inputs: bool = False) -> Any:
         """``fn`` as a ``tf.function`` (XLA with ``jit_compile``) called through the
         low-overhead path of :mod:`ddpg_tf.compiled`; ``fn`` itself when ``eager``."""
         return compile_function(fn, signature, jit_compile=self.config.jit_compile, eager=self.config.eager,
-                                stage_inputs=stage_inputs)
+                                stage_inputs=stage_inputs, fast_calls=self.config.fast_calls)
 
     # --- the compiled step -----------------------------------------------------------
     def _train_step(self, observations: tf.Tensor, actions: tf.Tensor, rewards: tf.Tensor,
@@ -276,18 +282,13 @@ class DDPGAgent:
             "diag/policy_action_abs_max": tf.reduce_max(tf.abs(a)),
         }
 
-    def _act(self, observation: tf.Tensor, explore: bool) -> tf.Tensor:
-        x = observation[None] if self.obs_norm is None else self.obs_norm(observation[None])
-        if explore and self.param_noise is not None:  # the perturbed copy explores; no action noise
-            return tf.clip_by_value(self.perturbed_actor(x, training=False)[0], self._low, self._high)
-        action = self.actor(x, training=False)[0]
-        if explore:
-            action = action + self.noise.sample()
-        return tf.clip_by_value(action, self._low, self._high)
-
     def _act_batch(self, observations: tf.Tensor, explore: bool) -> tf.Tensor:
-        """Actions for a batch of observations (one per environment), independent noise each."""
+        """Actions for a batch of observations (one per environment copy): mu(s), plus each
+        copy's exploration noise if ``explore`` (or from the perturbed actor with parameter
+        noise), clipped to the bounds."""
         x = observations if self.obs_norm is None else self.obs_norm(observations)
+        if explore and self.param_noise is not None:  # the perturbed copy explores; no action noise
+            return tf.clip_by_value(self.perturbed_actor(x, training=False), self._low, self._high)
         actions = self.actor(x, training=False)
         if explore:
             actions = actions + self.noise.sample_n(tf.shape(actions)[0])
@@ -312,38 +313,73 @@ class DDPGAgent:
         noise.adapt(distance)
         return {"noise/param_std": std, "noise/param_distance": distance}
 
-    # --- steps fused with replay storage (one compiled call per environment step) -------
+    # --- the training loop's calls: storing, training and acting, fused -----------------
     def bind_replay(self, buffer: ReplayBuffer) -> None:
-        """Compile the per-step calls of the training loop against ``buffer``'s variables:
-        ``store``, ``store_and_train`` and ``store_train_and_act`` each take the newest packed
-        transition (one host-to-tensor copy per step) and do the rest in-graph."""
+        """Use ``buffer`` for :meth:`step` and :meth:`train_on_replay`: they store packed
+        transitions into its variables and draw training batches from it in-graph."""
         self.replay = buffer
         self._diag_generator = tf.random.Generator.from_seed(self.config.seed + 9000)
-        row = [tf.TensorSpec((buffer.width,), buffer.storage.dtype)]
-        # The per-step calls pass the packed row through a staging tensor (compiled.py).
-        self._store = self._compiled(self._store_row, row, stage_inputs=True)
         if self.param_noise is not None:
             self._noise_generator = tf.random.Generator.from_seed(self.config.seed + 9500)
             self._adapt = self._compiled(self._adapt_param_noise, [])
-        self._train_replay = self._compiled(self._replay_updates, [])
         self._train_replay_rounds = self._compiled(self._replay_update_rounds, [tf.TensorSpec((), tf.int64)])
-        self._store_train = self._compiled(self._store_and_train, row, stage_inputs=True)
-        self._store_train_act = self._compiled(self._store_train_and_act, row, stage_inputs=True)
         self._diagnose_replay = self._compiled(self._diagnostics_on_replay, [])
-        if self.config.num_envs > 1:
-            rows = [tf.TensorSpec((None, buffer.width), buffer.storage.dtype)]
-            observations = [tf.TensorSpec((None, self.obs_dim), self.dtype)]
-            # Row counts vary with --n-step: storing alone runs without XLA (no compile per count).
-            self._store_rows = compile_function(self._store_many, rows, eager=self.config.eager)
-            self._train_act_batch = self._compiled(self._train_and_act_batch, observations)
-            self._store_rows_train = self._compiled(self._store_rows_and_train, rows)
-            self._store_rows_train_act = self._compiled(self._store_rows_train_and_act, rows + observations)
+        # A row count other than num_envs (n-step windows, dropped transitions) is stored by a
+        # call of its own, without XLA, so the fused calls keep one shape (no compile per count).
+        rows = tf.TensorSpec((None, buffer.width), buffer.storage.dtype)
+        self._store_any = compile_function(self._store_rows, [rows], eager=self.config.eager,
+                                           fast_calls=self.config.fast_calls)
+        self._steps: dict[tuple[bool, bool, bool], Any] = {}
 
-    def _store_row(self, row: tf.Tensor) -> None:
-        self.replay.add_row(row)
+    def step(self, rows: np.ndarray | None = None, *, train: bool = False,
+             act: np.ndarray | None = None) -> tuple[np.ndarray | None, dict[str, tf.Tensor] | None]:
+        """The training loop's per-step work in one compiled call: store ``rows`` (packed
+        transitions, shape (k, width), see ``ReplayBuffer.pack``), then with ``train`` run
+        ``gradient_steps`` x ``num_envs`` updates on batches replayed from the bound buffer,
+        then select exploring actions for the observations ``act`` (shape (num_envs, obs_dim))
+        from the updated actor. Returns (actions or None, the last update's metrics or None).
+
+        The same numbers as separate calls for each part; one call per variant used is compiled
+        on its first use. Rows of a count other than num_envs are stored by a separate call."""
+        if rows is not None and len(rows) != self.config.num_envs:
+            if len(rows):
+                self._store_any(rows)
+            rows = None
+        key = (rows is not None, train, act is not None)
+        if key == (False, False, False):
+            return None, None
+        fn = self._steps.get(key)
+        if fn is None:
+            fn = self._steps[key] = self._compile_step(*key)
+        args = [a for a in (rows, None if act is None else np.asarray(act, self.dtype)) if a is not None]
+        out = fn(*args)
+        if act is None:
+            return None, out if train else None
+        actions, metrics = out
+        return actions.numpy(), metrics if train else None
+
+    def _compile_step(self, store: bool, train: bool, act: bool) -> Any:
+        """The fused call storing (num_envs rows), training and acting as asked."""
+        n, width = self.config.num_envs, self.replay.width
+        signature = ([tf.TensorSpec((n, width), self.replay.storage.dtype)] if store else []) + (
+            [tf.TensorSpec((n, self.obs_dim), self.dtype)] if act else [])
+
+        def fused(*args: tf.Tensor) -> Any:
+            if store:
+                self._store_rows(args[0])
+            metrics = self._replay_updates() if train else {}
+            if act:
+                return self._act_batch(args[-1], True), metrics
+            return metrics if train else None
+
+        # The inputs have fixed shapes: passed through staging tensors (compiled.py).
+        return self._compiled(fused, signature, stage_inputs=True)
+
+    def _store_rows(self, rows: tf.Tensor) -> None:
+        self.replay.add_rows(rows)
         if self.obs_norm is not None:  # statistics follow every stored observation
             a, b = self.replay.columns["observations"]
-            self.obs_norm.update(row[None, a:b])
+            self.obs_norm.update(rows[:, a:b])
 
     def _replay_updates(self) -> dict[str, tf.Tensor]:
         metrics: dict[str, tf.Tensor] = {}
@@ -366,35 +402,6 @@ class DDPGAgent:
         tf.while_loop(lambda i: i < rounds - 1, body, (tf.constant(0, tf.int64),))
         return self._replay_updates()
 
-    def _store_and_train(self, row: tf.Tensor) -> dict[str, tf.Tensor]:
-        self._store_row(row)
-        return self._replay_updates()
-
-    def _store_train_and_act(self, row: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        self._store_row(row)
-        metrics = self._replay_updates()
-        a, b = self.replay.columns["next_observations"]
-        return self._act(row[a:b], True), metrics
-
-    def _store_many(self, rows: tf.Tensor) -> None:
-        self.replay.add_rows(rows)
-        if self.obs_norm is not None:
-            a, b = self.replay.columns["observations"]
-            self.obs_norm.update(rows[:, a:b])
-
-    def _store_rows_and_train(self, rows: tf.Tensor) -> dict[str, tf.Tensor]:
-        self._store_many(rows)
-        return self._replay_updates()
-
-    def _train_and_act_batch(self, observations: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        metrics = self._replay_updates()
-        return self._act_batch(observations, True), metrics
-
-    def _store_rows_train_and_act(self, rows: tf.Tensor,
-                                  observations: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        self._store_many(rows)
-        return self._train_and_act_batch(observations)
-
     def _diagnostics_on_replay(self) -> dict[str, tf.Tensor]:
         # A generator of its own, so diagnostics never shift the training batches' stream.
         return self._diagnostics(self._replay_observations(self._diag_generator))
@@ -404,10 +411,6 @@ class DDPGAgent:
         generator, so side computations never shift the training stream)."""
         idx = generator.uniform([self.config.batch_size], 0, self.replay._size, dtype=tf.int64)
         return self.replay.unpack(tf.gather(self.replay.storage, idx)).observations
-
-    def store(self, row: np.ndarray) -> None:
-        """Append a packed transition (``ReplayBuffer.pack``) without training."""
-        self._store(row)
 
     def train_on_replay(self, rounds: int = 1) -> dict[str, tf.Tensor]:
         """``gradient_steps`` x ``num_envs`` updates on batches from the bound replay buffer,
@@ -419,46 +422,8 @@ class DDPGAgent:
         if isinstance(rounds, bool) or not isinstance(rounds, int | np.integer) or rounds < 1:
             raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
         if rounds == 1:
-            return self._train_replay()
+            return self.step(train=True)[1]
         return self._train_replay_rounds(np.int64(rounds))
-
-    def store_and_train(self, row: np.ndarray) -> dict[str, tf.Tensor]:
-        """Append a packed transition, then ``gradient_steps`` x ``num_envs`` updates on
-        replayed batches."""
-        return self._store_train(row)
-
-    def store_train_and_act(self, row: np.ndarray) -> tuple[np.ndarray, dict[str, tf.Tensor]]:
-        """:meth:`store_and_train`, then the exploring action for the row's next observation
-        from the updated actor: the per-step work of training in one compiled call."""
-        action, metrics = self._store_train_act(row)
-        return action.numpy(), metrics
-
-    # --- several environments (``num_envs`` > 1) ------------------------------------
-    def store_rows(self, rows: np.ndarray) -> None:
-        """Append packed transitions, shape (n, width), without training."""
-        self._store_rows(rows)
-
-    def store_rows_and_train(self, rows: np.ndarray) -> dict[str, tf.Tensor]:
-        """Append packed transitions, then ``gradient_steps`` x ``num_envs`` updates."""
-        return self._store_rows_train(rows)
-
-    def store_rows_train_and_act(self, rows: np.ndarray,
-                                 observations: np.ndarray) -> tuple[np.ndarray, dict[str, tf.Tensor]]:
-        """:meth:`store_rows_and_train`, then exploring actions for ``observations`` (one row
-        per environment) from the updated actor, in one compiled call."""
-        actions, metrics = self._store_rows_train_act(rows, np.asarray(observations, self.dtype))
-        return actions.numpy(), metrics
-
-    def train_and_act_batch(self, observations: np.ndarray) -> tuple[np.ndarray, dict[str, tf.Tensor]]:
-        """``gradient_steps`` x ``num_envs`` updates, then exploring actions for
-        ``observations``, in one compiled call of fixed shape (used with ``--n-step``)."""
-        actions, metrics = self._train_act_batch(np.asarray(observations, self.dtype))
-        return actions.numpy(), metrics
-
-    def act_batch(self, observations: np.ndarray, explore: bool = True) -> np.ndarray:
-        """Actions for observations of shape (n, obs_dim), independent noise per row."""
-        fn = self._act_batch_explore if explore else self._act_batch_greedy
-        return fn(np.asarray(observations, dtype=self.dtype)).numpy()
 
     def adapt_param_noise(self) -> dict[str, tf.Tensor]:
         """One adaptation step of the parameter-noise std on a replay batch (``param`` noise)."""
@@ -479,15 +444,24 @@ class DDPGAgent:
         """Live gradient diagnostics on ``batch`` (see :meth:`_diagnostics`)."""
         return self._diagnose(batch.observations)
 
-    def act(self, observation: np.ndarray, explore: bool = True) -> np.ndarray:
-        """Action for one observation: mu(s) (+ noise if ``explore``), clipped to the bounds."""
-        obs = np.asarray(observation, dtype=self.dtype)
-        fn = self._act_explore if explore else self._act_greedy
-        return fn(obs).numpy()
+    def act(self, observations: np.ndarray, explore: bool = True) -> np.ndarray:
+        """Actions for one observation (obs_dim,) or a batch (n, obs_dim): mu(s), clipped to
+        the bounds; with ``explore``, plus the exploration noise (a batch of num_envs rows for
+        OU noise, one row per environment copy) or from the perturbed actor (parameter noise)."""
+        obs = np.asarray(observations, dtype=self.dtype)
+        n = 1 if obs.ndim == 1 else len(obs)
+        if explore and isinstance(self.noise, OrnsteinUhlenbeckNoise) and n != self.config.num_envs:
+            raise ValueError(f"OU noise keeps one process per environment copy: pass {self.config.num_envs} "
+                             f"observations, got {n}")
+        if obs.ndim == 1:
+            return (self._act_one_explore if explore else self._act_one_greedy)(obs).numpy()
+        return (self._act_explore if explore else self._act_greedy)(obs).numpy()
 
-    def reset_noise(self) -> None:
-        """Called at every episode start: restarts OU noise, redraws the parameter noise."""
-        self.noise.reset()
+    def reset_noise(self, done: np.ndarray | None = None) -> None:
+        """Called when episodes start: restarts the OU process of every copy (``done`` None)
+        or of the copies where ``done`` is true; redraws the parameter-noise perturbation
+        (shared by all copies, so redrawn whenever any copy starts an episode)."""
+        self.noise.reset(done)
         if self.param_noise is not None:
             self._perturb()
 

@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import ddpg_tf._quiet  # noqa: F401  (before keras: silences TensorFlow's start-up)
+
 import keras
 
 from ddpg_tf._quiet import tf

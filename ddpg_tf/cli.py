@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from ddpg_tf.config import DEFAULT_PRESET, PRESETS, Config, field_docs
-from ddpg_tf.errors import (EXIT_TRAINING_ERROR, EXIT_USAGE, ConfigError, TrainingError, UsageError,
-                             fail)
+from ddpg_tf.errors import (EXIT_INTERRUPTED, EXIT_TRAINING_ERROR, EXIT_USAGE, ConfigError, DDPGError,
+                             TrainingError, UsageError, exit_status, fail)
 
 
 
@@ -119,18 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ddpg_tf.training import train  # imports TensorFlow; kept after flag checks
 
         train(config, given=given)
-    except UsageError as exc:
-        fail(str(exc))
-    except TrainingError as exc:
-        fail(str(exc), status=EXIT_TRAINING_ERROR)
+    except DDPGError as exc:
+        fail(str(exc), status=exit_status(exc))
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is kept", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return 0
 
 
-def update_readme_flags(path: str = "README.md") -> None:
-    """Rewrite the flag table between the README's ``flags:start``/``flags:end`` markers."""
+def update_readme_flags(path: str = "docs/cli.md") -> None:
+    """Rewrite the flag table between the CLI reference's ``flags:start``/``flags:end`` markers."""
     from pathlib import Path
 
     text = Path(path).read_text()
@@ -139,5 +137,9 @@ def update_readme_flags(path: str = "README.md") -> None:
     Path(path).write_text(text[:start] + flag_table_markdown() + text[end:])
 
 
-if __name__ == "__main__":  # python -m ddpg_tf.cli README.md: refresh the README's flag table
+if __name__ == "__main__":  # python -m ddpg_tf.cli docs/cli.md: refresh the CLI reference's flag table
     update_readme_flags(*sys.argv[1:2])
+
+
+__all__ = ["EXIT_TRAINING_ERROR", "EXIT_USAGE", "ConfigError", "TrainingError", "UsageError", "build_parser",
+           "flag_table_markdown", "main", "parse_config"]

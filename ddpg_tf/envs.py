@@ -34,30 +34,35 @@ def make_env(env_id: str, *, render_mode: str | None = None, **kwargs: Any) -> g
 
 
 def check_spaces(env: gym.Env, env_id: str = "") -> None:
-    """Raise :class:`EnvError` unless observations and actions are finite, flat Boxes."""
+    """Raise :class:`EnvError` (closing ``env``) unless observations and actions are finite,
+    flat Boxes."""
     name = env_id or str(env.spec.id if env.spec else env)
-    obs_space, act_space = env.observation_space, env.action_space
-    if not isinstance(act_space, gym.spaces.Box):
+    try:
+        check_space_types(env.observation_space, env.action_space, name)
+    except EnvError:
         env.close()
+        raise
+
+
+def check_space_types(obs_space: gym.Space, act_space: gym.Space, name: str) -> None:
+    """Raise :class:`EnvError` unless both spaces are flat Boxes and the actions are bounded."""
+    if not isinstance(act_space, gym.spaces.Box):
         raise EnvError(f"{name} has a {type(act_space).__name__} action space; DDPG needs continuous "
                        "(Box) actions: choose a continuous-control env such as Pendulum-v1")
     if not isinstance(obs_space, gym.spaces.Box):
-        env.close()
         raise EnvError(f"{name} has a {type(obs_space).__name__} observation space; this package "
                        "needs a flat Box: wrap it with gymnasium.wrappers.FlattenObservation")
     if len(obs_space.shape) != 1 or len(act_space.shape) != 1:
-        env.close()
         raise EnvError(f"{name} has observation shape {obs_space.shape} and action shape "
                        f"{act_space.shape}; only 1-D vectors are supported: use a state-based env "
                        "or flatten/encode the observations first")
     if not (np.all(np.isfinite(act_space.low)) and np.all(np.isfinite(act_space.high))):
-        env.close()
         raise EnvError(f"{name} has unbounded actions; DDPG's actor needs finite bounds: give the "
                        "action space finite low/high with an ActionWrapper")
 
 
-def space_dims(env: gym.Env) -> tuple[int, np.ndarray, np.ndarray]:
-    """(observation dimension, action low, action high)."""
+def space_dims(env: gym.Env | EnvBatch) -> tuple[int, np.ndarray, np.ndarray]:
+    """(observation dimension, action low, action high) of one copy."""
     return (int(env.observation_space.shape[0]), np.asarray(env.action_space.low, np.float64),
             np.asarray(env.action_space.high, np.float64))
 
@@ -97,3 +102,156 @@ def set_vector_rng_state(envs: gym.vector.SyncVectorEnv, state: dict[str, Any]) 
     for env, env_state in zip(envs.envs, state["envs"], strict=True):
         set_rng_state(env, env_state)
     envs.action_space.np_random.bit_generator.state = state["action_space"]
+
+
+# --- one interface for one environment and for N copies ----------------------------------
+class EnvBatch:
+    """N environment copies as the training loop drives them (N = 1 for a plain ``gym.Env``).
+
+    Arrays have a leading copy axis. :meth:`step` resets a copy whose episode ended within the
+    same call and returns, besides the (reset) observations, each copy's true successor of
+    the step (its final observation where the episode ended) and which copies produced a
+    transition (all of them, except after a ``NEXT_STEP`` vector env's reset step).
+    """
+
+    num_envs: int
+    observation_space: gym.spaces.Box
+    action_space: gym.spaces.Box
+
+    def reset(self, seed: int | None = None) -> np.ndarray: ...
+    def reset_copies(self, mask: np.ndarray) -> np.ndarray:
+        """Reset the copies where ``mask`` is true; returns every copy's observation."""
+        raise NotImplementedError
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]: ...
+    def sample_actions(self) -> np.ndarray: ...
+    def seed_actions(self, seed: int) -> None:
+        """Seed the action space :meth:`sample_actions` draws from."""
+    def close(self) -> None: ...
+    def rng_state(self) -> dict[str, Any] | None: ...
+    def set_rng_state(self, state: dict[str, Any] | None) -> None: ...
+
+
+class SingleEnv(EnvBatch):
+    """A plain ``gym.Env`` as a batch of one, with no vector-env machinery in the step."""
+
+    def __init__(self, env: gym.Env) -> None:
+        self.env, self.num_envs = env, 1
+        self.observation_space, self.action_space = env.observation_space, env.action_space
+        self._valid = np.ones(1, bool)
+        self._obs: np.ndarray | None = None
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        self._obs = np.asarray(self.env.reset(seed=seed)[0])[None]
+        return self._obs
+
+    def reset_copies(self, mask: np.ndarray) -> np.ndarray:
+        return self.reset() if mask[0] else self._obs
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        obs, reward, terminated, truncated, _ = self.env.step(actions[0])
+        successor = np.asarray(obs)[None]
+        if terminated or truncated:
+            obs = self.env.reset()[0]
+        self._obs = np.asarray(obs)[None]
+        return (self._obs, np.array([reward], np.float64), np.array([terminated]), np.array([truncated]),
+                successor, self._valid)
+
+    def sample_actions(self) -> np.ndarray:
+        return self.action_space.sample()[None]
+
+    def seed_actions(self, seed: int) -> None:
+        self.action_space.seed(seed)
+
+    def close(self) -> None:
+        self.env.close()
+
+    def rng_state(self) -> dict[str, Any] | None:
+        return rng_state(self.env)
+
+    def set_rng_state(self, state: dict[str, Any] | None) -> None:
+        if state is not None:
+            set_rng_state(self.env, state)
+
+
+class VectorEnv(EnvBatch):
+    """A ``gymnasium.vector.VectorEnv`` (same-step or next-step autoreset)."""
+
+    def __init__(self, envs: gym.vector.VectorEnv) -> None:
+        self.envs, self.num_envs = envs, int(envs.num_envs)
+        self.observation_space = envs.single_observation_space
+        self.action_space = envs.single_action_space
+        mode = envs.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
+        if mode not in (gym.vector.AutoresetMode.SAME_STEP, gym.vector.AutoresetMode.NEXT_STEP):
+            raise EnvError(f"the vector environment's autoreset mode is {mode}; use SAME_STEP or "
+                           "NEXT_STEP (gymnasium.vector.AutoresetMode)")
+        self.same_step = mode == gym.vector.AutoresetMode.SAME_STEP
+        self._resetting = np.zeros(self.num_envs, bool)
+        self._obs: np.ndarray | None = None
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        self._resetting[:] = False
+        self._obs = np.asarray(self.envs.reset(seed=seed)[0])
+        return self._obs
+
+    def reset_copies(self, mask: np.ndarray) -> np.ndarray:
+        obs = np.asarray(self.envs.reset(options={"reset_mask": np.asarray(mask, bool)})[0])
+        self._resetting[mask] = False
+        self._obs = np.where(np.asarray(mask)[:, None], obs, self._obs)
+        return self._obs
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        obs, rewards, terminated, truncated, info = self.envs.step(actions)
+        obs = np.asarray(obs)
+        ended = np.logical_or(terminated, truncated)
+        successors = obs
+        if self.same_step and ended.any():
+            # The copy already shows its reset observation; the step's successor is final_obs.
+            successors = obs.copy()
+            for i in np.flatnonzero(ended):
+                successors[i] = info["final_obs"][i]
+        valid = ~self._resetting  # next-step autoreset: this step only reset those copies
+        if not self.same_step:
+            self._resetting = ended.copy()
+        self._obs = obs
+        return obs, np.asarray(rewards, np.float64), terminated, truncated, successors, valid
+
+    def sample_actions(self) -> np.ndarray:
+        return self.envs.action_space.sample()
+
+    def seed_actions(self, seed: int) -> None:
+        self.envs.action_space.seed(seed)
+
+    def close(self) -> None:
+        self.envs.close()
+
+    def rng_state(self) -> dict[str, Any] | None:
+        if not isinstance(self.envs, gym.vector.SyncVectorEnv):
+            return None  # the copies live in other processes: their RNGs cannot be read
+        return vector_rng_state(self.envs)
+
+    def set_rng_state(self, state: dict[str, Any] | None) -> None:
+        if state is not None and isinstance(self.envs, gym.vector.SyncVectorEnv):
+            set_vector_rng_state(self.envs, state)
+
+
+def env_batch(env: gym.Env | gym.vector.VectorEnv) -> EnvBatch:
+    """``env`` as the training loop drives it, after checking its spaces."""
+    if isinstance(env, gym.vector.VectorEnv):
+        batch: EnvBatch = VectorEnv(env)
+    elif isinstance(env, gym.Env):
+        batch = SingleEnv(env)
+    else:
+        raise EnvError(f"expected a gymnasium.Env, a gymnasium.vector.VectorEnv or an environment id, "
+                       f"got {type(env).__name__}")
+    check_space_types(batch.observation_space, batch.action_space, _name(env))
+    return batch
+
+
+def _name(env: Any) -> str:
+    spec = getattr(env, "spec", None)
+    return spec.id if spec is not None else type(getattr(env, "unwrapped", env)).__name__
+
+
+def env_id_of(env: Any) -> str:
+    """The registered id of ``env`` (its class name when it is not registered)."""
+    return _name(env)

@@ -22,7 +22,7 @@ from ddpg_tf.checkpointing import ACTOR_KERAS, EXPORT_DIR
 from ddpg_tf.errors import UsageError, fail
 from ddpg_tf.config import Config
 from ddpg_tf.envs import EnvError, make_env
-from ddpg_tf.training import evaluate_policy, load_trained_agent, read_run_config
+from ddpg_tf.rundir import evaluate_policy, load_trained_agent, read_run_config
 
 
 def load_policy(run_dir: Path, *, from_checkpoint: bool = False) -> tuple[Config, Callable]:

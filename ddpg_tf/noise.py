@@ -37,12 +37,12 @@ class ActionNoise(tf.Module):
         raise NotImplementedError
 
     def sample_n(self, n: tf.Tensor | int) -> tf.Tensor:
-        """``n`` independent noise vectors, shape (n, action_dim), for ``n`` environments
-        (memoryless processes only)."""
-        raise NotImplementedError(f"{type(self).__name__} keeps one state per episode; use one environment")
+        """``n`` noise vectors, shape (n, action_dim), one per environment copy."""
+        raise NotImplementedError
 
-    def reset(self) -> None:
-        """Called at the start of every episode."""
+    def reset(self, done: np.ndarray | None = None) -> None:
+        """Called at the start of every episode: of every copy (``done`` None), or of the
+        copies where the boolean array ``done`` is true."""
 
 
 class GaussianNoise(ActionNoise):
@@ -61,28 +61,54 @@ class OrnsteinUhlenbeckNoise(ActionNoise):
     Euler-Maruyama step of dx = theta (mu - x) dt + sigma dW with mu = 0:
         x <- x - theta x dt + sigma sqrt(dt) eps,   eps ~ N(0, I);
     the returned noise is x scaled by the half action range. x restarts at 0 every episode.
+
+    With ``copies`` (one process per environment copy, for ``num_envs``) the state has shape
+    (copies, action_dim), :meth:`sample_n` steps all copies at once and :meth:`reset` restarts
+    the copies whose episode ended; without it there is one process of shape (action_dim,).
     """
 
     def __init__(self, action_low: np.ndarray, action_high: np.ndarray, sigma: float, seed: int,
                  theta: float = 0.15, dt: float = 1e-2, dtype: str = "float32",
-                 name: str | None = None) -> None:
+                 name: str | None = None, copies: int | None = None) -> None:
         super().__init__(action_low, action_high, sigma, seed, dtype=dtype, name=name)
         half_range = (np.asarray(action_high, np.float64) - np.asarray(action_low, np.float64)) / 2.0
         self.half_range = tf.constant(half_range, dtype=self.dtype)
         self.theta = theta
         self.dt = dt
         self.sigma = sigma
-        self.state = tf.Variable(tf.zeros_like(self.half_range), trainable=False, name="ou_state")
+        self.copies = copies
+        shape = half_range.shape if copies is None else (copies, *half_range.shape)
+        self.state = tf.Variable(tf.zeros(shape, self.dtype), trainable=False, name="ou_state")
 
-    def sample(self) -> tf.Tensor:
-        eps = tfd.Normal(tf.zeros_like(self.half_range), tf.ones_like(self.half_range)).sample(
-            seed=self._seed())
+    def _step(self) -> tf.Tensor:
+        eps = tfd.Normal(tf.zeros_like(self.state), tf.ones_like(self.state)).sample(seed=self._seed())
         x = self.state - self.theta * self.state * self.dt + self.sigma * np.sqrt(self.dt) * eps
         self.state.assign(x)
         return x * self.half_range
 
-    def reset(self) -> None:
-        self.state.assign(tf.zeros_like(self.state))
+    def sample(self) -> tf.Tensor:
+        if self.copies is not None:
+            raise ValueError("this OU process runs one copy per environment: use sample_n(copies)")
+        return self._step()
+
+    def sample_n(self, n: tf.Tensor | int) -> tf.Tensor:
+        """One step of every copy, shape (copies, action_dim); ``n`` must equal ``copies``."""
+        if self.copies is None:
+            if isinstance(n, int) and n != 1:
+                raise ValueError("a single OU process gives one noise vector per step; build it "
+                                 "with copies=n for n environments")
+            return self._step()[None]
+        if isinstance(n, int) and n != self.copies:
+            raise ValueError(f"this OU process has {self.copies} copies, asked for {n} noise vectors")
+        return self._step()
+
+    def reset(self, done: np.ndarray | None = None) -> None:
+        """Restart every copy (``done`` None) or the copies where ``done`` is true."""
+        if done is None or self.copies is None:
+            self.state.assign(tf.zeros_like(self.state))
+        else:
+            keep = tf.constant(~np.asarray(done, bool)[:, None], self.dtype)
+            self.state.assign(self.state * keep)
 
 
 class NoNoise(ActionNoise):
@@ -97,13 +123,14 @@ class NoNoise(ActionNoise):
 
 def make_noise(kind: str, action_low: np.ndarray, action_high: np.ndarray, *, sigma: float,
                seed: int, ou_theta: float = 0.15, ou_dt: float = 1e-2,
-               dtype: str = "float32") -> ActionNoise:
-    """Build the exploration process named by ``--noise``."""
+               dtype: str = "float32", copies: int | None = None) -> ActionNoise:
+    """Build the exploration process named by ``--noise`` (``copies``: one OU process per
+    environment copy)."""
     if kind == "gaussian":
         return GaussianNoise(action_low, action_high, sigma, seed, dtype=dtype, name="gaussian_noise")
     if kind == "ou":
         return OrnsteinUhlenbeckNoise(action_low, action_high, sigma, seed, theta=ou_theta, dt=ou_dt,
-                                      dtype=dtype, name="ou_noise")
+                                      dtype=dtype, name="ou_noise", copies=copies)
     if kind in ("none", "param"):  # parameter noise perturbs the actor instead (AdaptiveParamNoise)
         return NoNoise(action_low, action_high, 0.0, seed, dtype=dtype, name="no_noise")
     raise ValueError(f"unknown noise {kind!r}")

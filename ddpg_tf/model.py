@@ -1,0 +1,311 @@
+"""The public API: ``DDPG`` and ``TD3`` models with Stable-Baselines3's habits.
+
+    model = TD3(env)                   # a gymnasium.Env (registered or not), a VectorEnv or an id
+    model.learn(20_000)                # 20k more environment steps; a second call continues
+    action = model.predict(obs)        # one observation or a batch -> actions in the bounds
+    mean, std = model.evaluate(episodes=10)
+    model.save("models/td3")           # config, checkpoint (everything to continue), actor
+    model = TD3.load("models/td3", env=env)
+
+A model trains in memory unless it is given a ``run_dir``, where TensorBoard logs,
+checkpoints (every ``checkpoint_every`` steps and at the end of each ``learn``),
+``evaluations.csv`` and the exported actor go, as with ``train.py``.
+
+Exactness: ``save`` ends the episodes in progress (the resume rule of :mod:`ddpg_tf.loop`), so
+``learn`` after ``save`` continues exactly as ``learn`` after ``load`` from that directory,
+bit for bit. Differences from Stable-Baselines3: ``predict`` returns the actions only (no
+recurrent state); configuration is one :class:`~ddpg_tf.config.Config` (keyword overrides
+are its fields); evaluation runs on a separate copy of the environment.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import warnings
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from ddpg_tf.callbacks import (Callback, CallbackList, Checkpointing, Evaluation, ProgressBar,
+                               TensorBoardLogger)
+from ddpg_tf.checkpointing import Checkpointer, export_actor
+from ddpg_tf.config import PRESETS, RESUMABLE_FIELDS, Config
+from ddpg_tf.envs import env_batch, env_id_of, make_env, make_vector_env
+from ddpg_tf.errors import CheckpointError, ConfigError, UsageError
+from ddpg_tf.loop import Learner
+from ddpg_tf.rundir import (CONFIG_FILE, check_writable, evaluate_policy, read_run_config,
+                            truncate_evaluations, write_run_config)
+from ddpg_tf.runtime import set_threads
+
+EnvLike = gym.Env | gym.vector.VectorEnv | str
+
+
+class DDPG:
+    """DDPG (Lillicrap et al. 2015) with the defaults of the ``pendulum`` preset; see
+    :mod:`ddpg_tf.agent` for the algorithm and its deviations from the paper.
+
+    Args:
+        env: a ``gymnasium.Env`` with flat Box spaces (registered or not), a
+            ``gymnasium.vector.VectorEnv`` (its copies step together; ``num_envs`` follows it)
+            or an environment id.
+        config: the starting :class:`Config` (default: this class's preset).
+        run_dir: where logs, checkpoints and the export go; None trains in memory.
+        eval_env: the environment evaluations run on (default: a separate copy of ``env``).
+        **overrides: :class:`Config` fields, e.g. ``batch_size=256``.
+    """
+
+    preset: ClassVar[str] = "pendulum"
+
+    def __init__(self, env: EnvLike, config: Config | None = None, *, run_dir: str | Path | None = None,
+                 eval_env: gym.Env | None = None, **overrides: Any) -> None:
+        config = _configure(config or PRESETS[self.preset], env, overrides)
+        run_dir = None if run_dir is None else Path(run_dir)
+        if run_dir is not None:
+            _check_new_run_dir(run_dir)
+        self._open(env, config, run_dir, eval_env)
+
+    def _open(self, env: EnvLike, config: Config, run_dir: Path | None, eval_env: gym.Env | None) -> None:
+        set_threads(config.threads, config.intra_op_threads, config.inter_op_threads)
+        self._own_envs = isinstance(env, str)
+        if isinstance(env, str):
+            env = make_env(env) if config.num_envs == 1 else make_vector_env(env, config.num_envs)
+        self.env = env
+        self.config = config
+        self.run_dir = run_dir
+        envs = env_batch(env)
+        self._own_eval_env = eval_env is None
+        self.learner = Learner(config, envs, eval_env or _evaluation_copy(env), run_dir)
+        self.learner.model = self
+        self._builtin: list[Callback] = []
+        if config.eval_every:
+            self._builtin.append(Evaluation(config.eval_every, config.eval_episodes))
+        if run_dir is not None:
+            self._builtin += [Checkpointing(config.checkpoint_every),
+                              TensorBoardLogger(run_dir, config.log_every, config.diag_every)]
+
+    # --- training -------------------------------------------------------------------------
+    def learn(self, total_timesteps: int, callbacks: Sequence[Callback] | Callback | None = None) -> DDPG:
+        """Train for ``total_timesteps`` more environment steps (a multiple of ``num_envs``);
+        a later call continues where this one stopped. Returns the model."""
+        n = self.learner.n
+        if (isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int | np.integer)
+                or total_timesteps < 0 or total_timesteps % n):
+            raise UsageError(f"learn() needs a number of steps >= 0 that is a multiple of num_envs ({n}), "
+                             f"got {total_timesteps!r}")
+        learner = self.learner
+        learner.target_step = learner.step + int(total_timesteps)
+        self.config = self.config.replace(total_steps=max(learner.target_step, n))
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_run_config(self.run_dir, self.config)  # a resumed run records its new settings
+            truncate_evaluations(self.run_dir, learner.step)
+        extra = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
+        progress = [ProgressBar()] if self.config.progress else []
+        learner.callbacks = CallbackList(self._builtin + progress + extra)
+        learner.stop = False
+        learner.callbacks.on_training_start(self)
+        try:
+            while learner.step < learner.target_step and not learner.stop:
+                learner.iterate()
+        finally:
+            learner.callbacks.on_training_end(self)
+            learner.callbacks = CallbackList([])
+        if self.run_dir is not None and self.config.export:
+            export_actor(self.policy, self.run_dir)
+        return self
+
+    # --- using the policy -------------------------------------------------------------------
+    def predict(self, observation: Any, deterministic: bool = True) -> np.ndarray:
+        """Actions for one observation (obs_dim,) or a batch (n, obs_dim), within the action
+        bounds; ``deterministic=False`` adds the exploration noise (drawn from the training
+        noise process, as the collect policy does)."""
+        obs = np.asarray(observation)
+        dim = self.learner.agent.obs_dim
+        if obs.ndim not in (1, 2) or obs.shape[-1] != dim or not np.issubdtype(obs.dtype, np.number):
+            raise ValueError(f"predict() takes one observation of shape ({dim},) or a batch (n, {dim}), "
+                             f"got shape {obs.shape} and dtype {obs.dtype}")
+        return self.learner.agent.act(obs, explore=not deterministic)
+
+    def evaluate(self, env: gym.Env | None = None, episodes: int = 10) -> tuple[float, float]:
+        """Mean and std of the undiscounted returns of ``episodes`` episodes of the
+        deterministic policy on ``env`` (default: the model's evaluation environment)."""
+        if isinstance(episodes, bool) or not isinstance(episodes, int | np.integer) or episodes < 1:
+            raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
+        target = self.learner.eval_env if env is None else env
+        returns = evaluate_policy(lambda o: self.learner.agent.act(o, explore=False), target, int(episodes))
+        return float(returns.mean()), float(returns.std())
+
+    @property
+    def policy(self) -> Any:
+        """The deterministic policy as one Keras model from raw observations to actions."""
+        return self.learner.agent.policy()
+
+    @property
+    def agent(self) -> Any:
+        """The :class:`~ddpg_tf.agent.DDPGAgent`: networks, targets, optimisers, compiled steps."""
+        return self.learner.agent
+
+    @property
+    def num_timesteps(self) -> int:
+        """Environment steps trained so far (all copies, across ``learn`` calls and loads)."""
+        return self.learner.step
+
+    @property
+    def evaluations(self) -> list[tuple[int, float, float]]:
+        """(step, mean return, std) of each evaluation since this model was built or loaded."""
+        return self.learner.evaluations
+
+    @property
+    def episode_returns(self) -> list[float]:
+        """Returns of the training episodes finished since this model was built or loaded."""
+        return self.learner.episode_returns
+
+    # --- saving and loading ------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write everything needed to continue into the directory ``path``: config.json, a
+        checkpoint (networks, targets, optimisers, noise, RNGs, counters, replay buffer) and
+        the exported actor. Ends the episodes in progress (the resume rule)."""
+        path = Path(path)
+        if path != self.run_dir:
+            _check_model_dir(path)
+        path.mkdir(parents=True, exist_ok=True)
+        write_run_config(path, self.config)
+        checkpointer = self.learner.checkpointer if path == self.run_dir else None
+        if checkpointer is None:
+            checkpointer = Checkpointer(path, self.learner.agent.trackables(), self.config.keep_checkpoints)
+        self.learner.save_checkpoint(checkpointer)
+        export_actor(self.policy, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, env: EnvLike | None = None, *, run_dir: str | Path | None = None,
+             eval_env: gym.Env | None = None, **changes: Any) -> DDPG:
+        """The model saved in ``path`` (by :meth:`save`, or a ``train.py`` run directory: its
+        latest checkpoint), ready to ``learn`` on exactly where it stopped. ``env`` defaults to
+        a new environment made from the saved id; ``changes`` may set the fields a resumed run
+        may change (logging, evaluation and speed settings)."""
+        path = Path(path)
+        config = read_run_config(path)
+        bad = sorted(set(changes) - RESUMABLE_FIELDS)
+        if bad:
+            raise ConfigError(f"load() cannot change {', '.join(bad)}: the checkpoint was made with other "
+                              "values; build a new model instead")
+        config = config.replace(**changes).validate()
+        if env is not None and not isinstance(env, str):
+            config = _configure(config, env, {})
+        model = cls.__new__(cls)
+        model._open(config.env_id if env is None else env, config,
+                    None if run_dir is None else Path(run_dir), eval_env)
+        model.restore(path)
+        return model
+
+    def restore(self, path: str | Path) -> None:
+        """Continue from the latest checkpoint in ``path`` (used by :meth:`load` and resume)."""
+        checkpointer = Checkpointer(Path(path), self.learner.agent.trackables(), self.config.keep_checkpoints)
+        try:
+            self.learner.restore(checkpointer)
+        except CheckpointError:
+            raise
+        except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise CheckpointError(f"cannot continue from {checkpointer.latest}: {exc}") from None
+
+    def close(self) -> None:
+        """Close the environments this model made itself."""
+        if self._own_envs:
+            self.env.close()
+        if self._own_eval_env:
+            self.learner.eval_env.close()
+
+    def __enter__(self) -> DDPG:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.config.env_id!r}, steps={self.num_timesteps}, "
+                f"run_dir={None if self.run_dir is None else str(self.run_dir)!r})")
+
+
+class TD3(DDPG):
+    """TD3 (Fujimoto et al. 2018): DDPG with twin critics, delayed actor updates and target
+    policy smoothing; the defaults of the ``td3`` preset."""
+
+    preset: ClassVar[str] = "td3"
+
+
+def _configure(base: Config, env: EnvLike, overrides: dict[str, Any]) -> Config:
+    """``base`` with the environment's id and copy count and the overrides, validated."""
+    names = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ConfigError(f"unknown Config field(s): {', '.join(unknown)}; see ddpg_tf.Config")
+    values = dict(overrides)
+    if isinstance(env, str):
+        values.setdefault("env_id", env)
+    else:
+        values["env_id"] = env_id_of(env)
+        if isinstance(env, gym.vector.VectorEnv):
+            if "num_envs" in overrides and overrides["num_envs"] != env.num_envs:
+                raise ConfigError(f"num_envs={overrides['num_envs']} but the vector env has "
+                                  f"{env.num_envs} copies")
+            values["num_envs"] = int(env.num_envs)
+        elif values.get("num_envs", 1) != 1:
+            raise ConfigError("num_envs > 1 needs a gymnasium.vector.VectorEnv or an environment id")
+        else:
+            values["num_envs"] = 1
+    n = values.get("num_envs", base.num_envs)
+    total = values.get("total_steps", base.total_steps)
+    values["total_steps"] = -(-total // n) * n  # learn() sets the real total; keep it valid
+    try:
+        return base.replace(**values).validate()
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_new_run_dir(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"{run_dir} exists and is not a directory")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise UsageError(f"run directory {run_dir} already exists; continue it with "
+                         f"load({str(run_dir)!r}, run_dir={str(run_dir)!r}) or choose another")
+    check_writable(run_dir)
+
+
+def _check_model_dir(path: Path) -> None:
+    """``save`` writes into a new or empty directory, or over an earlier save."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"cannot save to {path}: it exists and is not a directory")
+    if path.exists() and any(path.iterdir()) and not (path / CONFIG_FILE).is_file():
+        raise UsageError(f"cannot save to {path}: it holds other files (no {CONFIG_FILE}); choose a new "
+                         "or empty directory")
+    check_writable(path)
+
+
+def _evaluation_copy(env: gym.Env | gym.vector.VectorEnv) -> gym.Env:
+    """A separate environment like one copy of ``env``, for evaluations: remade from its spec
+    when it has one, else a deep copy."""
+    single = env.envs[0] if isinstance(env, gym.vector.SyncVectorEnv) else env
+    spec = getattr(single, "spec", None)
+    if spec is not None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return gym.make(spec)
+        except Exception:  # noqa: BLE001, S110  (an unregistered or unrebuildable spec: copy instead)
+            pass
+    if isinstance(single, gym.vector.VectorEnv):
+        raise UsageError("cannot make an evaluation environment from this vector env; pass eval_env=")
+    try:
+        return copy.deepcopy(single)
+    except Exception as exc:  # noqa: BLE001  (deepcopy raises whatever the env's members raise)
+        raise UsageError(f"cannot copy {env_id_of(env)} for evaluation ({type(exc).__name__}: {exc}); "
+                         "pass eval_env= a separate instance") from None
+
+
+__all__ = ["DDPG", "TD3"]

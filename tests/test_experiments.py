@@ -1,16 +1,14 @@
-"""The experiment runner (`python -m ddpg_tf.experiments`) and its statistics.
+"""The experiment command (`python -m ddpg_tf.experiments`) end to end.
 
-Grouped by concern: the bootstrap statistics against hand-computed intervals; spec parsing and
-the one-line usage errors; planning (skip / resume / restart) on hand-made run directories; a
-tiny experiment end to end on the local backend (reports, rerun, a failing trial, Ctrl-C); and
-the same experiment on a local Ray instance, whose curves must equal the local backend's.
+The one-line usage errors; a tiny experiment on the local backend (reports, rerun, a failing
+trial, Ctrl-C); and the same experiment on a local Ray instance, whose curves must equal the
+local backend's. The parts are tested alone in ``test_experiments_{stats,spec,trials,report}.py``.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import shutil
 import signal
@@ -23,22 +21,6 @@ import numpy as np
 import pytest
 
 from ddpg_tf import stats
-from ddpg_tf.config import PRESETS
-from ddpg_tf.experiments import (
-    CONFIG_FIELDS,
-    ExperimentSpec,
-    Group,
-    SpecError,
-    coerce_override,
-    default_budgets,
-    override_flags,
-    parse_args,
-    parse_seeds,
-    plan,
-    plot_groups,
-    trial_command,
-    trials_of,
-)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "experiments" / "tiny.toml"
@@ -58,144 +40,8 @@ def read_csv(path: Path) -> list[list[str]]:
 
 
 # --------------------------------------------------------------------------------------------
-# Statistics
+# Usage errors, and no TensorFlow in the runner
 # --------------------------------------------------------------------------------------------
-def test_identical_paired_runs_give_zero_interval():
-    a = {0: -150.25, 1: -98.5, 2: -170.0}
-    c = stats.compare(a, dict(a))
-    assert (c.design, c.difference, c.low, c.high, c.verdict) == ("paired", 0.0, 0.0, 0.0, "identical runs")
-
-
-def test_paired_interval_of_two_differences_is_hand_computable():
-    # Differences {1, 3}: a resample's mean is 1, 2 or 3 with probabilities 1/4, 1/2, 1/4, so the
-    # 2.5% and 97.5% quantiles are exactly 1 and 3.
-    c = stats.compare({0: 1.0, 1: 1.0}, {0: 2.0, 1: 4.0})
-    assert (c.design, c.difference, c.low, c.high, c.verdict) == ("paired", 2.0, 1.0, 3.0, "differ")
-    # Differences {-1, 3}: the interval [-1, 3] contains 0.
-    c = stats.compare({0: 0.0, 1: 0.0}, {0: -1.0, 1: 3.0})
-    assert (c.difference, c.low, c.high, c.verdict) == (1.0, -1.0, 3.0, "no detectable difference")
-
-
-def test_unpaired_intervals_are_hand_computable():
-    # Different seeds: unpaired. Constant samples: every resampled difference is 4 - 1.
-    c = stats.compare({0: 1.0, 1: 1.0, 2: 1.0}, {5: 4.0, 6: 4.0})
-    assert (c.design, c.n_a, c.n_b, c.low, c.high, c.verdict) == ("unpaired", 3, 2, 3.0, 3.0, "differ")
-    # Means of A in {0, 5, 10} and of B in {1, 5, 9}; B - A = -9 and +9 each have probability
-    # 1/16 > 2.5%, so the interval is exactly [-9, 9].
-    c = stats.compare({0: 0.0, 1: 10.0}, {2: 1.0, 3: 9.0})
-    assert (c.difference, c.low, c.high, c.verdict) == (0.0, -9.0, 9.0, "no detectable difference")
-
-
-def test_clearly_shifted_pair_differs_and_is_pinned():
-    a = dict(enumerate([10.2, 11.7, 9.4, 12.9, 10.8]))
-    b = dict(enumerate([11.1, 11.5, 10.9, 13.6, 11.0]))
-    c = stats.compare(a, b)
-    assert c.verdict == "differ" and c.design == "paired"
-    assert c.difference == pytest.approx(0.62, abs=1e-12)
-    assert (c.low, c.high) == pytest.approx((0.14, 1.12), abs=1e-12)
-    shift = stats.compare(a, {k: v + 5.0 for k, v in a.items()})
-    assert shift.difference == pytest.approx(5.0) and shift.low == pytest.approx(5.0)
-    assert shift.high == pytest.approx(5.0) and shift.verdict == "differ"
-
-
-def test_mean_interval_is_reproducible_and_seeded():
-    x = [0.3, 1.7, 2.2, 4.9, 5.1, 7.3]
-    first, again = stats.mean_ci(x), stats.mean_ci(x)
-    assert first == again
-    assert first.mean == pytest.approx(3.5833333333333335, abs=1e-15)
-    assert first.std == pytest.approx(np.std(x, ddof=1), abs=1e-15)
-    assert (first.low, first.high) == pytest.approx((1.7166666666666668, 5.46791666666665), abs=1e-12)
-    other = stats.mean_ci(x, seed=1)
-    assert (other.low, other.high) != (first.low, first.high)  # the seed is really used
-
-
-def test_too_few_values():
-    single = stats.mean_ci([-120.0])
-    assert single.n == 1 and single.mean == -120.0
-    assert math.isnan(single.std) and math.isnan(single.low) and math.isnan(single.high)
-    c = stats.compare({0: 1.0}, {0: 2.0})
-    assert c.verdict == "too few seeds" and c.difference == 1.0 and math.isnan(c.low)
-    assert stats.compare({0: 1.0}, {0: 1.0}).verdict == "identical runs"
-    assert stats.compare({0: 1.0}, {1: 2.0, 2: 3.0}).verdict == "too few seeds"
-
-
-def test_band_handles_missing_values():
-    mean, low, high = stats.band(np.array([[1.0, 2.0, np.nan], [3.0, np.nan, np.nan]]))
-    assert mean[0] == 2.0 and (low[0], high[0]) == (1.0, 3.0)  # resample means of {1, 3}: 1, 2, 3
-    assert mean[1] == 2.0 and math.isnan(low[1]) and math.isnan(high[1])
-    assert math.isnan(mean[2])
-
-
-# --------------------------------------------------------------------------------------------
-# Spec parsing and usage errors
-# --------------------------------------------------------------------------------------------
-def test_seeds_and_budgets():
-    assert parse_seeds("0,1,2") == (0, 1, 2)
-    assert parse_seeds("0-4") == (0, 1, 2, 3, 4)
-    assert parse_seeds("0-2, 7") == (0, 1, 2, 7)
-    for bad in ("x", "1-x", "3-1", "0,0", "", "-1"):
-        with pytest.raises(SpecError):
-            parse_seeds(bad)
-    assert default_budgets(20_000, 1_000) == (4_000, 8_000, 12_000, 16_000, 20_000)
-    assert default_budgets(300_000, 10_000) == (60_000, 120_000, 180_000, 240_000, 300_000)
-    assert default_budgets(300, 100) == (100, 200, 300)
-    assert default_budgets(5_000, 0) == (5_000,)
-
-
-def test_overrides_become_training_flags():
-    values = {"actor_hidden": coerce_override("actor_hidden", "16, 16"),
-              "jit_compile": coerce_override("jit_compile", "false"),
-              "layer_norm": coerce_override("layer_norm", True),
-              "gamma": coerce_override("gamma", "0.99"),
-              "batch_size": coerce_override("batch_size", 32),
-              "noise": coerce_override("noise", "ou")}
-    assert values == {"actor_hidden": (16, 16), "jit_compile": False, "layer_norm": True, "gamma": 0.99,
-                      "batch_size": 32, "noise": "ou"}
-    assert override_flags(values) == ["--actor-hidden", "16,16", "--no-jit-compile", "--layer-norm",
-                                      "--gamma", "0.99", "--batch-size", "32", "--noise", "ou"]
-    for name, value in [("gamma", "abc"), ("batch_size", "1.5"), ("jit_compile", "maybe"),
-                        ("noise", "pink"), ("seed", "3"), ("run_name", "x"), ("no_such_field", "1")]:
-        with pytest.raises(SpecError):
-            coerce_override(name, value)
-
-
-def test_spec_file_then_flags(tmp_path):
-    spec, report_only, name = parse_args([str(TINY), "--seeds", "3-5", "--set", "batch_size=64",
-                                          "--parallel", "3", "--out", str(tmp_path)])
-    assert name == "tiny" and not report_only
-    assert spec.envs == ("Pendulum-v1",) and spec.styles == ("direct", "chain-rule")
-    assert spec.seeds == (3, 4, 5) and spec.total_steps == 300 and spec.budgets == (100, 200, 300)
-    assert spec.overrides["batch_size"] == 64 and spec.overrides["actor_hidden"] == (16, 16)
-    assert spec.parallel == 3 and spec.cpus_per_trial == max(1, (os.cpu_count() or 1) // 3)
-    assert [t.name for t in trials_of(spec)][0] == "Pendulum-v1__pendulum__direct__seed3"
-
-
-@pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("*.toml")), ids=lambda p: p.name)
-def test_example_specs_parse(path):
-    spec, _, name = parse_args([str(path)])
-    assert name == path.stem and spec.out == str(Path("runs") / "experiments" / path.stem)
-    assert set(spec.presets) <= set(PRESETS)
-    assert spec.budgets[-1] == spec.total_steps
-
-
-def test_trial_command(tmp_path):
-    spec = ExperimentSpec(envs=("ALE/Thing-v5",), styles=("chain-rule",), seeds=(7,), total_steps=500,
-                          eval_every=100, eval_episodes=2, overrides={"critic_hidden": (8,)},
-                          parallel=2, cpus_per_trial=1.0).resolved("t")
-    trial = trials_of(spec)[0]
-    assert trial.name == "ALE_Thing-v5__pendulum__chain-rule__seed7"
-    cmd = trial_command(spec, trial, tmp_path, threads=1, resume=True)
-    assert cmd[:2] == [sys.executable, "-c"]
-    flags = cmd[3:]
-    pairs = dict(zip(flags, flags[1:], strict=False))
-    assert pairs["--env-id"] == "ALE/Thing-v5" and pairs["--actor-update"] == "chain-rule"
-    assert pairs["--seed"] == "7" and pairs["--total-steps"] == "500" and pairs["--eval-episodes"] == "2"
-    assert pairs["--logdir"] == str(tmp_path / "runs") and pairs["--run-name"] == trial.name
-    assert pairs["--critic-hidden"] == "8" and "--no-progress" in flags and flags[-1] == "--resume"
-    if "threads" in CONFIG_FIELDS:
-        assert pairs["--threads"] == "1"
-
-
 ERROR_CASES = {
     "bad preset": (["--presets", "pendulum,nope"], "unknown preset 'nope'"),
     "bad style": (["--styles", "direct,sideways"], "unknown style 'sideways'"),
@@ -231,39 +77,6 @@ def test_runner_never_imports_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(ROOT)),
                          capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
-
-
-# --------------------------------------------------------------------------------------------
-# Planning: skip finished trials, resume those with a checkpoint, restart the others
-# --------------------------------------------------------------------------------------------
-def test_plan_skips_resumes_and_restarts(tmp_path):
-    spec = ExperimentSpec(styles=("direct",), seeds=(0, 1, 2, 3), total_steps=300, eval_every=100,
-                          parallel=2, cpus_per_trial=1.0).resolved("p")
-    runs = tmp_path / "runs"
-    header = "step,return_mean,return_std,episodes\n"
-    finished = runs / "Pendulum-v1__pendulum__direct__seed0"
-    finished.mkdir(parents=True)
-    (finished / "evaluations.csv").write_text(header + "100,-1.0,0.0,1\n300,-2.0,0.0,1\n")
-    resumable = runs / "Pendulum-v1__pendulum__direct__seed1"
-    (resumable / "checkpoints").mkdir(parents=True)
-    (resumable / "config.json").write_text(json.dumps({"threads": 3}))
-    (resumable / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-200"\n')
-    (resumable / "checkpoints" / "ckpt-200.index").write_bytes(b"")
-    (resumable / "evaluations.csv").write_text(header + "100,-1.0,0.0,1\n200,-1.5,0.0,1\n30")  # cut write
-    stale = runs / "Pendulum-v1__pendulum__direct__seed2"
-    stale.mkdir()
-    (stale / "config.json").write_text("{}")
-    (stale / "evaluations.csv").write_text(header + "100,-1.0,0.0,1\n")
-
-    jobs, done = plan(spec, tmp_path)
-    assert [t.name for t in done] == [finished.name]
-    assert [(j.name, j.mode) for j in jobs] == [(resumable.name, "resume"), (stale.name, "fresh"),
-                                               ("Pendulum-v1__pendulum__direct__seed3", "fresh")]
-    assert jobs[0].command[-1] == "--resume" and "--resume" not in jobs[1].command
-    assert not stale.exists()  # nothing to continue from: started afresh
-    assert finished.exists() and resumable.exists()
-    if "threads" in CONFIG_FIELDS:  # a resumed run keeps its saved thread count
-        assert jobs[0].threads == 3 and jobs[1].threads == 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -417,15 +230,6 @@ def test_ctrl_c_stops_every_trial(tmp_path):
 # --------------------------------------------------------------------------------------------
 # The same experiment on a local Ray instance
 # --------------------------------------------------------------------------------------------
-def test_missing_matplotlib_skips_plots_with_a_warning(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
-    group = Group("Pendulum-v1", "pendulum", ("direct",), {"direct": {0: {100: -1.0}, 1: {100: -3.0}}})
-    assert plot_groups([group], 1, tmp_path / "plots") is None
-    err = capsys.readouterr().err
-    assert err.startswith("warning: matplotlib is not installed") and err.count("\n") == 1
-    assert not (tmp_path / "plots").exists()
-
-
 def test_ray_backend_matches_local(local_run, tmp_path):
     pytest.importorskip("ray")
     out, first = local_run

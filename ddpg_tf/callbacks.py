@@ -138,8 +138,13 @@ class Checkpointing(Callback):
     def __init__(self, every: int) -> None:
         self.every = every
 
+    def due(self, step: int, new_steps: int, final: bool) -> bool:
+        """Whether the iteration reaching ``step`` ends with a checkpoint (the loop asks, so the
+        fused call selects no actions that the checkpoint would drop)."""
+        return reached(step, new_steps, self.every) or final
+
     def on_step(self, model: DDPG, info: StepInfo) -> bool | None:
-        if reached(info.step, info.new_steps, self.every) or info.final:
+        if self.due(info.step, info.new_steps, info.final):
             model.learner.checkpoint()
         return None
 

@@ -188,7 +188,7 @@ class Config:
     separate ops, so TensorFlow's inter-op threads run them on different cores; the gradients
     are the sums over the slices, the full-batch gradients up to float rounding. Pays for large
     networks without XLA: 2 with ``--no-jit-compile --intra-op-threads 1 --inter-op-threads 2``
-    on 2 cores (see the README's speed section)."""
+    on 2 cores (see docs/benchmarks.md)."""
     fast_calls: bool = True
     """Call the compiled per-step functions through the low-overhead path of
     ``ddpg_tf/fast_calls.py`` (TensorFlow internals, about 100-200 us less per call; same

@@ -84,6 +84,9 @@ class Learner:
         """The model (``ddpg_tf.model.DDPG``) that callbacks are called with."""
         self.stop = False
         self.info = StepInfo(new_steps=n)
+        self.episode_cuts: list[Any] = []
+        """Schedules (``due(step, new_steps, final)``) of the callbacks that end the episodes
+        in progress, such as checkpoints: on those steps no next actions are selected."""
 
     # --- state --------------------------------------------------------------------------
     def restore(self, checkpointer: Checkpointer) -> None:
@@ -140,9 +143,13 @@ class Learner:
         self.obs = obs
 
         train = self.step > cfg.learning_starts and min(self.stored, cfg.buffer_size) >= cfg.batch_size
+        final = self.step >= self.target_step
         # One compiled call stores the rows, runs the updates on replayed batches and selects
-        # the next actions from the updated actor (same numbers as separate calls).
+        # the next actions from the updated actor (same numbers as separate calls), unless the
+        # episodes end after this step (a checkpoint), which would drop those actions.
         act = obs if train and cfg.fuse_act else None
+        if act is not None and any(cut.due(self.step, n, final) for cut in self.episode_cuts):
+            act = None
         self.next_actions, metrics = agent.step(np.stack(rows) if rows else None, train=train, act=act)
         if train:
             self.metrics = metrics
@@ -152,7 +159,7 @@ class Learner:
                 and reached(self.step, n, cfg.param_noise_adapt_every)):
             info.scalars.update(agent.adapt_param_noise())
 
-        info.step, info.final = self.step, self.step >= self.target_step
+        info.step, info.final = self.step, final
         info.metrics, info.actions = self.metrics, actions
         if self.callbacks.on_step(self.model, info) is False:
             self.stop = True
@@ -232,14 +239,16 @@ class Learner:
         n-step windows), so the next iteration starts with a reset."""
         if self.obs is None:
             return
-        for i in np.flatnonzero(self.lengths > 0):
+        in_progress = np.flatnonzero(self.lengths > 0)
+        for i in in_progress:
             pending = self.windows[i].flush()
             if pending:
                 self.agent.step(np.stack([self.buffer.pack(*t) for t in pending]))
                 self.stored += len(pending)
                 self.back_to_last = _shift(self.back_to_last, [i] * len(pending))
-            self._end_episode(i)
         self.buffer.mark_truncated([b for b in self.back_to_last if b is not None])
+        for i in in_progress:
+            self._end_episode(i)
         self.obs, self.next_actions = None, None
 
     def save_checkpoint(self, checkpointer: Checkpointer) -> str:

@@ -85,8 +85,9 @@ class DDPG:
         if config.eval_every:
             self._builtin.append(Evaluation(config.eval_every, config.eval_episodes))
         if run_dir is not None:
-            self._builtin += [Checkpointing(config.checkpoint_every),
-                              TensorBoardLogger(run_dir, config.log_every, config.diag_every)]
+            checkpointing = Checkpointing(config.checkpoint_every)
+            self.learner.episode_cuts.append(checkpointing)
+            self._builtin += [checkpointing, TensorBoardLogger(run_dir, config.log_every, config.diag_every)]
 
     # --- training -------------------------------------------------------------------------
     def learn(self, total_timesteps: int, callbacks: Sequence[Callback] | Callback | None = None) -> DDPG:

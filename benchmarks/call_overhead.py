@@ -1,5 +1,5 @@
 """Per-call cost of the agent's compiled step through ``ConcreteFunction.__call__`` and through
-:func:`ddpg_tf.compiled.fast_caller`, measured side by side in one process.
+:func:`ddpg_tf.fast_calls.fast_caller`, measured side by side in one process.
 
     python benchmarks/call_overhead.py [--env-id Pendulum-v1] [--hidden 64,64] [--batch-size 64]
 
@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ddpg_tf._quiet import tf  # noqa: E402
 from ddpg_tf.agent import DDPGAgent  # noqa: E402
-from ddpg_tf.compiled import fast_caller  # noqa: E402
 from ddpg_tf.config import Config  # noqa: E402
 from ddpg_tf.envs import make_env, space_dims  # noqa: E402
+from ddpg_tf.fast_calls import fast_caller  # noqa: E402
 from ddpg_tf.replay_buffer import ReplayBuffer  # noqa: E402
 
 

@@ -20,15 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.memory import status_mib  # noqa: E402
 from ddpg_tf.config import PRESETS  # noqa: E402
 from ddpg_tf.training import train  # noqa: E402
-
-
-def proc_status_mib(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:
@@ -48,8 +42,8 @@ def main() -> None:
         now = time.perf_counter()
         sps = (step - window["step"]) / (now - window["start"])
         window.update(start=now, step=step)
-        row = {"step": step, "rss_mib": round(proc_status_mib("VmRSS"), 1),
-               "peak_rss_mib": round(proc_status_mib("VmHWM"), 1), "steps_per_second": round(sps, 1)}
+        row = {"step": step, "rss_mib": round(status_mib("VmRSS"), 1),
+               "peak_rss_mib": round(status_mib("VmHWM"), 1), "steps_per_second": round(sps, 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)
 

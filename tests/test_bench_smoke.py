@@ -1,4 +1,6 @@
-"""The SB3 comparison benchmark (benchmarks/bench_sb3.py): its FLOP count, and a --quick run."""
+"""The SB3 comparison benchmark (benchmarks/bench_sb3.py and the modules beside it): its FLOP
+count, its report, its command line, the ddpg-tf workers, a --quick run; and the peak memory
+of a compiled call (benchmarks/memory.py, benchmarks/gradient_memory.py)."""
 
 from __future__ import annotations
 
@@ -12,18 +14,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "bench_sb3.py"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # benchmarks/ is not installed: import it from the checkout
 
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_sb3", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+from benchmarks import bench_sb3, runner  # noqa: E402
+from benchmarks import flops as bench  # noqa: E402
+from benchmarks.cases import CASES, PER_CALL, QUICK, TUNED  # noqa: E402
+from benchmarks.report import markdown  # noqa: E402
 
 
 def test_update_flops_by_hand():
-    bench = _bench()
     # obs 3, action 1, one hidden layer of 4, batch 2.
     # actor 3 -> 4 -> 1: MACs per sample 12 + 4 = 16, forward 2 * 2 * 16 = 64 FLOPs.
     # critic (3 + 1) -> 4 -> 1: MACs 16 + 4 = 20, forward 2 * 2 * 20 = 80 FLOPs.
@@ -45,7 +45,6 @@ def test_update_flops_by_hand():
 
 
 def test_update_flops_scale():
-    bench = _bench()
     # Large layers: a backward with weight gradients is ~2 forwards, one without ~1, so the
     # total approaches 4 F(actor) + 6 F(critic); and it is linear in the batch size.
     flops = bench.update_flops(17, 6, (400, 300), (400, 300), 256)
@@ -104,3 +103,107 @@ def test_quick_benchmark_runs(tmp_path):
     table = (tmp_path / "bench_sb3.md").read_text()
     assert "| case | metric | ddpg-tf | SB3 | ratio |" in table
     assert "end-to-end env steps/s" in table and "Memory:" in table
+
+
+def test_markdown_rebuilds_the_committed_table_from_the_json():
+    # The report is made from the JSON alone: the committed table is its rendering, byte for byte.
+    results = ROOT / "benchmarks" / "results"
+    assert markdown(json.loads((results / "bench_sb3.json").read_text())) == (
+        results / "bench_sb3.md").read_text()
+
+
+def test_command_line_settings(capsys):
+    args = bench_sb3.parse_args(["--tuned", "--ddpg-tf-set", "halfcheetah-256:batch_chunks=4",
+                                 "--ddpg-tf-set", "jit-compile=true", "--ddpg-tf-set", "noise=ou"])
+    assert args.cases == list(CASES) and args.num_envs == 4 and not args.quick
+    assert set(args.ddpg_tf_set) == {*TUNED, "*"}
+    assert args.ddpg_tf_set["halfcheetah-256"] == {**TUNED["halfcheetah-256"], "batch_chunks": 4}
+    assert args.ddpg_tf_set["pendulum-256"] == TUNED["pendulum-256"]
+    assert args.ddpg_tf_set["*"] == {"jit_compile": True, "noise": "ou"}  # JSON, else a string
+    settings = dict(QUICK)
+    plan = runner.plan(args, settings, CASES["halfcheetah-256"])
+    # A case's own settings (here --tuned's jit_compile=false) win over those for every case.
+    assert plan["ddpg_tf_overrides"] == {"jit_compile": False, "noise": "ou", "batch_chunks": 4,
+                                         "intra_op_threads": 1, "inter_op_threads": 2}
+    # learning_starts 64 -> 256 (a batch); first episode end 1000; + 20 warm-up steps, on the
+    # log grid of 20: the window is steps 1020-1080 (60 timed steps).
+    assert (plan["learning_starts"], plan["window_start"], plan["total_steps"]) == (256, 1020, 1080)
+    assert plan["first_log_after_learning_starts"] == 260
+    for argv, message in ((["--num-envs", "3"], "must divide the log interval 500"),
+                          (["--cases", "pendulum-64,nope"], "unknown case(s) nope"),
+                          (["--ddpg-tf-set", "nope:x=1"], "unknown case 'nope'")):
+        with pytest.raises(SystemExit) as exc:
+            bench_sb3.parse_args(argv)
+        assert exc.value.code == 2, argv
+        assert message in capsys.readouterr().err, argv
+
+
+def test_ddpg_tf_workers_run_in_their_own_processes():
+    # The ddpg-tf measurements of a --quick run, each in a worker process as the benchmark spawns
+    # it (the SB3 ones need the bench extra: test_quick_benchmark_runs).
+    args = bench_sb3.parse_args(["--quick"])
+    plan = {**runner.plan(args, dict(QUICK), CASES["pendulum-64"]), "seed": 1}
+    results = {kind: runner.spawn(kind, plan, timeout=300)
+               for kind in ("ddpg_tf/e2e", "ddpg_tf/update", "ddpg_tf/act")}
+    for kind, result in results.items():
+        assert "error" not in result, (kind, result.get("error"))
+        assert result["peak_rss_mib"] > 50, kind  # TensorFlow alone is more
+        assert result["modules_loaded"]["torch"] is False, kind
+        assert result["os_threads_at_end"] >= 1, kind
+    e2e, update, act = results["ddpg_tf/e2e"], results["ddpg_tf/update"], results["ddpg_tf/act"]
+    assert e2e["window"] == [plan["window_start"], plan["total_steps"]] and e2e["env_steps_per_s"] > 0
+    assert e2e["timed_call"] == "ddpg_tf.training.train(config, on_log=...)"
+    assert update["timed_call"] == "agent.train_on_replay(rounds=K)" and update["updates"] == 30
+    assert set(update["updates_per_s_by_call"]) == {"agent.train_on_replay(rounds=K)", PER_CALL,
+                                                    "agent.train_step(buffer.sample(B))"}
+    assert update["parameters"] == {"actor": 4481, "critic": 4545}
+    assert act["timed_call"] == "agent.act(obs, explore=True)" and act["ms_per_action"] > 0
+
+
+def test_peak_matmul_and_buffer_memory_workers():
+    # The machine's measurements, run here rather than in worker processes (no timing asserted).
+    from benchmarks.memory import worker_buffer
+
+    peak = bench.worker_peak({"n": 64, "reps": 2})
+    assert peak["gflops_best"] == max(peak["gflops_runs"]) > 0 and len(peak["gflops_runs"]) == 2
+    memory = worker_buffer({"capacity": 5000, "obs_dim": 17, "action_dim": 6})
+    assert memory["capacity"] == 5000 and memory["sample_ok"] is True
+    assert memory["fill_method"] == "add_batch"  # the public, vectorised way
+    assert memory["transitions_float32_mib"] == round(5000 * (2 * 17 + 6 + 3) * 4 / 2**20, 1)
+    assert memory["arrays_mib"] >= memory["transitions_float32_mib"] * 0.5
+
+
+def test_peak_memory_of_a_compiled_call_sees_its_tensor():
+    from benchmarks.memory import PeakMemory
+    from ddpg_tf._quiet import tf
+
+    @tf.function(input_signature=[tf.TensorSpec((2,), tf.int32)])
+    def big(seed):  # a 4096 x 4096 float32 tensor: 64 MiB while the call runs
+        return tf.reduce_sum(tf.random.stateless_normal((4096, 4096), seed=seed))
+
+    seed = tf.constant([1, 2])
+    big(seed)  # trace
+    memory = PeakMemory()
+    memory.start()
+    big(seed).numpy()
+    peak = memory.stop()
+    if memory.method in ("tf-allocator", "clear_refs"):
+        assert 63 < peak < 3 * 64, (memory.method, peak)
+    else:
+        assert peak is None or peak >= 0.0, (memory.method, peak)
+
+
+def test_gradient_memory_of_each_way():
+    from benchmarks.gradient_memory import format_rows, peak_memory_rows
+
+    settings = dict(obs_dim=3, action_dim=2, actor_hidden=(16, 16), critic_hidden=(16, 16), batch_size=8,
+                    dtypes=("float32", "float64"), seed=3, repeats=2)
+    rows, method = peak_memory_rows(settings)
+    assert [(r["dtype"], r["way"]) for r in rows] == [
+        (d, w) for d in ("float32", "float64") for w in ("direct", "chain-rule", "jacobian", "surrogate")]
+    for r in rows:
+        what = f"{r['way']} {r['dtype']}"
+        assert r["ok"] and r["ms_per_call"] > 0.0, what
+        assert r["peak_mib"] is None or r["peak_mib"] >= 0.0, what
+    table = format_rows(rows, method, 2)
+    assert len([line for line in table.splitlines() if line.startswith(("direct", "jacobian"))]) == 4

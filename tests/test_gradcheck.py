@@ -53,7 +53,6 @@ def test_every_way_agrees_with_direct(action_dim, critic_action_layer):
         else:
             assert r["max_rel_diff"] < 1e-5, what
         assert r["ms_per_call"] > 0.0, what
-        assert r["peak_mib"] is None or r["peak_mib"] >= 0.0, what
         assert r["params"] == 3 * 16 + 16 + 16 * 16 + 16 + 16 * action_dim + action_dim
         assert r["jacobian_numbers"] == 8 * action_dim * r["params"]
     # The float32 and float64 networks hold the same weights (cast), so their gradients agree

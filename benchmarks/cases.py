@@ -1,0 +1,73 @@
+"""What the SB3 comparison measures: its cases, the settings both libraries share, the presets.
+
+See ``bench_sb3.py``'s docstring for why each setting is what it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LIBS = ("ddpg_tf", "sb3")
+LIB_LABEL = {"ddpg_tf": "ddpg-tf", "sb3": "SB3"}
+METRICS = ("e2e", "update", "act", "e2e_vec")
+VALUE_KEY = {"e2e": "env_steps_per_s", "update": "updates_per_s", "act": "ms_per_action",
+             "e2e_vec": "vec_env_steps_per_s"}
+"""The headline value of each metric, in a worker's result and in the case medians."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark configuration; both libraries get exactly these settings."""
+
+    name: str
+    env_id: str
+    obs_dim: int
+    action_dim: int
+    hidden: tuple[int, ...]
+    batch_size: int
+    episode_steps: int
+    """Episode length (both environments run to their time limit, never terminate early)."""
+    e2e_steps: int
+    """Default number of timed end-to-end environment steps (``--e2e-steps`` overrides)."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.env_id} {'-'.join(map(str, self.hidden))} B{self.batch_size}"
+
+
+CASES: dict[str, Case] = {c.name: c for c in (
+    Case("pendulum-64", "Pendulum-v1", 3, 1, (64, 64), 64, 200, 5000),
+    Case("pendulum-256", "Pendulum-v1", 3, 1, (256, 256), 256, 200, 5000),
+    Case("halfcheetah-256", "HalfCheetah-v5", 17, 6, (256, 256), 256, 1000, 3000),
+    Case("halfcheetah-400-300", "HalfCheetah-v5", 17, 6, (400, 300), 256, 1000, 3000),
+)}
+
+LARGE_NETWORK_SETTINGS = {"jit_compile": False, "batch_chunks": 2, "intra_op_threads": 1,
+                          "inter_op_threads": 2}
+"""The README's speed settings for 256-wide and larger networks on 2 cores (``--tuned``)."""
+TUNED = {name: dict(LARGE_NETWORK_SETTINGS) for name in ("pendulum-256", "halfcheetah-256",
+                                                         "halfcheetah-400-300")}
+"""``--tuned``: per-case ddpg-tf settings (small networks keep the library defaults, XLA)."""
+
+# Shared hyperparameters (see bench_sb3.py's docstring).
+LEARNING_RATE = 1e-3
+TAU = 0.005
+GAMMA = 0.99
+NOISE_SIGMA = 0.1
+
+FULL = {"repeats": 3, "learning_starts": 1000, "warmup_steps": 500, "log_every": 500,
+        "updates": 2000, "update_warmup": 100, "update_fill": 50_000, "actions": 3000,
+        "action_warmup": 200, "buffer_size": 1_000_000, "matmul_n": 2048, "matmul_reps": 8,
+        "memory_capacity": 1_000_000}
+QUICK = {"repeats": 1, "learning_starts": 64, "warmup_steps": 20, "log_every": 20,
+         "e2e_steps": 60, "updates": 30, "update_warmup": 3, "update_fill": 1000, "actions": 100,
+         "action_warmup": 10, "buffer_size": 100_000, "matmul_n": 512, "matmul_reps": 3,
+         "memory_capacity": 1_000_000}
+"""``--quick``: tiny settings to check the machinery (the numbers mean nothing)."""
+OTHER_LOAD_WARNING = 0.3
+"""CPUs kept busy by other processes during a worker above which the report warns."""
+
+PER_CALL = "agent.train_on_replay()"
+"""ddpg-tf's per-step update call, also timed by the update-only worker (extra rows)."""
+PER_CALL_KEY = "updates_per_s_one_call_per_update"
+"""Where the median of :data:`PER_CALL`'s rate goes in a case's ddpg-tf medians."""

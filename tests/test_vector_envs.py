@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ddpg_tf._quiet import tf
+from ddpg_tf.errors import TrainingError
 from ddpg_tf.replay_buffer import ReplayBuffer, read_saved_transitions
 from ddpg_tf.training import train
 from tests.test_training import assert_same_weights, small_config, weights
@@ -107,3 +108,43 @@ def test_vector_n_step_run_keeps_one_update_per_step(tmp_path):
                               n_step=3))
     assert int(run.agent.updates.numpy()) == 400 - 200
     assert len(run.agent.replay) == 400
+
+
+# --- every noise type and --skip-nonfinite with several copies ---------------------------------
+def test_ou_noise_keeps_one_process_per_copy_and_restarts_only_ended_copies():
+    from ddpg_tf.noise import OrnsteinUhlenbeckNoise
+
+    ou = OrnsteinUhlenbeckNoise(-np.ones(2), np.ones(2), 0.2, seed=4, copies=3, dtype="float64")
+    first = ou.sample_n(3).numpy()
+    assert first.shape == (3, 2) and len({tuple(r) for r in first}) == 3  # independent copies
+    before = ou.state.numpy().copy()
+    ou.reset(np.array([False, True, False]))
+    after = ou.state.numpy()
+    np.testing.assert_array_equal(after[[0, 2]], before[[0, 2]])
+    np.testing.assert_array_equal(after[1], np.zeros(2))
+    with pytest.raises(ValueError, match="3 copies"):
+        ou.sample_n(2)
+
+
+@pytest.mark.parametrize("noise", ["ou", "param"])
+def test_stateful_noise_with_several_copies_resumes_exactly(tmp_path, noise):
+    cfg = dict(noise=noise, checkpoint_every=300, eval_every=0, param_noise_adapt_every=20)
+    full = train(vector_config(tmp_path, "full", total_steps=400, **cfg))
+    first = train(vector_config(tmp_path, "cut", total_steps=300, **cfg))
+    resumed = train(vector_config(tmp_path, "cut", total_steps=400, resume=True, **cfg),
+                    given={"total_steps", "resume"})
+    assert first.episode_returns + resumed.episode_returns == full.episode_returns
+    assert_same_weights(weights(resumed), weights(full))
+    assert int(full.agent.updates.numpy()) == 400 - 200
+
+
+def test_skip_nonfinite_with_several_copies_drops_only_the_bad_transitions(tmp_path):
+    from tests.test_guards import tiny
+
+    result = train(tiny(tmp_path, "NaNRewardPendulum-v0", skip_nonfinite=True, num_envs=2))
+    assert result.steps == 400
+    rewards = read_saved_transitions(tmp_path / "r" / "checkpoints" / "buffer-400.npz").rewards
+    # Each copy meets the NaN reward once (its step 150): 2 of 400 transitions dropped.
+    assert rewards.shape[0] == 398 and np.all(np.isfinite(rewards))
+    with pytest.raises(TrainingError, match="non-finite observation"):
+        train(tiny(tmp_path / "b", "InfObsPendulum-v0", num_envs=2))

@@ -44,12 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     buffer = ReplayBuffer(config.buffer_size, obs_dim, len(low), seed=0)
     agent.bind_replay(buffer)
     obs, _ = env.reset(seed=0)
-    row = buffer.pack(obs, env.action_space.sample(), 0.0, obs, False, False)
+    row = buffer.pack(obs, env.action_space.sample(), 0.0, obs, False, False)[None]
     for _ in range(config.batch_size):
-        agent.store(row)
-    signature = [tf.TensorSpec((buffer.width,), buffer.storage.dtype)]
-    concrete = tf.function(agent._store_and_train, input_signature=signature,
-                           jit_compile=True).get_concrete_function()
+        agent.step(row)
+    signature = [tf.TensorSpec(row.shape, buffer.storage.dtype)]
+
+    def store_and_train(rows: tf.Tensor) -> dict[str, tf.Tensor]:  # agent.step(rows, train=True)
+        agent._store_rows(rows)
+        return agent._replay_updates()
+
+    function = tf.function(store_and_train, input_signature=signature, jit_compile=True)
+    concrete = function.get_concrete_function()
     paths = {"ConcreteFunction.__call__": concrete, "fast_caller": fast_caller(concrete, signature)}
     times: dict[str, list[float]] = {name: [] for name in paths}
     for call in paths.values():  # warm-up

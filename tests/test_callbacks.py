@@ -1,0 +1,79 @@
+"""Callbacks: what they are called with, in which order, and that False stops training cleanly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ddpg_tf import DDPG, Callback
+from tests.test_api import SMALL, Drift
+
+
+class Recorder(Callback):
+    def __init__(self, stop_at_step: int | None = None, stop_at_eval: int | None = None) -> None:
+        self.calls: list[tuple] = []
+        self.stop_at_step, self.stop_at_eval = stop_at_step, stop_at_eval
+
+    def on_training_start(self, model):
+        self.calls.append(("start", model.num_timesteps))
+
+    def on_step(self, model, info):
+        self.calls.append(("step", info.step, info.final, len(info.episodes)))
+        return info.step != self.stop_at_step
+
+    def on_evaluation(self, model, step, returns):
+        self.calls.append(("eval", step, returns.shape))
+        return step != self.stop_at_eval
+
+    def on_checkpoint(self, model, step, path):
+        self.calls.append(("checkpoint", step, path.endswith(f"ckpt-{step}")))
+
+    def on_training_end(self, model):
+        self.calls.append(("end", model.num_timesteps))
+
+
+def test_callbacks_see_every_step_evaluation_and_checkpoint_in_order(tmp_path):
+    rec = Recorder()
+    model = DDPG(Drift(), run_dir=tmp_path / "run", **{**SMALL, "eval_every": 40, "eval_episodes": 3,
+                                                        "checkpoint_every": 80})
+    model.learn(100, callbacks=[rec])
+    steps = [c for c in rec.calls if c[0] == "step"]
+    assert [c[1] for c in steps] == list(range(1, 101))
+    assert [c[2] for c in steps] == [False] * 99 + [True]
+    # 40-step episodes end at steps 40 and 80; checkpoints (80, 100) end the episodes in progress.
+    assert {c[1]: c[3] for c in steps if c[3]} == {40: 1, 80: 1, 100: 1}
+    others = [c for c in rec.calls if c[0] != "step"]
+    assert others == [("start", 0), ("eval", 40, (3,)), ("eval", 80, (3,)), ("checkpoint", 80, True),
+                      ("eval", 100, (3,)), ("checkpoint", 100, True), ("end", 100)]
+    # The built-in callbacks run first: at step 80 the evaluation and checkpoint come before our on_step.
+    at_80 = rec.calls.index(("checkpoint", 80, True))
+    assert rec.calls[at_80 + 1][:2] == ("step", 80)
+
+
+@pytest.mark.parametrize("stop", [{"stop_at_step": 30}, {"stop_at_eval": 40}])
+def test_returning_false_stops_cleanly_and_learning_can_go_on(stop):
+    rec = Recorder(**stop)
+    model = DDPG(Drift(), **{**SMALL, "eval_every": 20})
+    model.learn(200, callbacks=[rec])
+    stopped = 30 if "stop_at_step" in stop else 40
+    assert model.num_timesteps == stopped and rec.calls[-1] == ("end", stopped)
+    model.learn(20)  # a stopped model continues on request
+    assert model.num_timesteps == stopped + 20
+
+
+def test_a_single_callback_need_not_be_in_a_list_and_errors_still_end_training():
+    class Boom(Callback):
+        ended = False
+
+        def on_step(self, model, info):
+            if info.step == 5:
+                raise RuntimeError("boom")
+
+        def on_training_end(self, model):
+            Boom.ended = True
+
+    model = DDPG(Drift(), **SMALL)
+    with pytest.raises(RuntimeError, match="boom"):
+        model.learn(10, callbacks=Boom())
+    assert Boom.ended and model.num_timesteps == 5
+    assert np.all(np.isfinite(model.predict(np.zeros(3))))

@@ -213,7 +213,7 @@ class DDPG:
         except CheckpointError:
             raise
         except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            raise CheckpointError(f"cannot continue from {checkpointer.latest}: {exc}") from None
+            raise CheckpointError(f"cannot resume from {checkpointer.latest}: {exc}") from None
 
     def close(self) -> None:
         """Close the environments this model made itself."""

@@ -16,7 +16,7 @@ from typing import Any
 from ddpg_tf.callbacks import Callback, EveryNSteps
 from ddpg_tf.checkpointing import ACTOR_KERAS, ACTOR_SAVEDMODEL, EXPORT_DIR
 from ddpg_tf.config import Config
-from ddpg_tf.errors import CheckpointError, EnvError, UsageError
+from ddpg_tf.errors import EnvError, UsageError
 from ddpg_tf.model import DDPG
 from ddpg_tf.rundir import evaluate_policy, resolve_run
 
@@ -79,10 +79,7 @@ def train(config: Config, given: set[str] | frozenset[str] = frozenset(),
 def _continue(model: DDPG, run_dir: Path) -> None:
     if model.learner.checkpointer is None or model.learner.checkpointer.latest is None:
         return
-    try:
-        model.restore(run_dir)
-    except CheckpointError as exc:
-        raise UsageError(f"cannot resume: {exc}") from None
+    model.restore(run_dir)  # a CheckpointError is a UsageError: one line, exit status 2
 
 
 def _report(result: TrainResult, config: Config) -> None:

@@ -144,7 +144,7 @@ CASES = [
          "--batch-chunks 3 must divide --batch-size 16"),
     Case("steps-not-multiple-of-envs", ["--num-envs", "7"],
          "--total-steps 300 must be a multiple of --num-envs 7"),
-    Case("ou-noise-with-envs", ["--num-envs", "2", "--noise", "ou"], "use --noise gaussian or none"),
+    Case("zero-log-every", ["--log-every", "0"], "--log-every must be a positive integer"),
     # --- environments -------------------------------------------------------------------
     Case("unknown-env", ["--env-id", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
     Case("discrete-actions", ["--env-id", "CartPole-v1"], "Discrete action space; DDPG needs continuous"),

@@ -19,9 +19,13 @@ truncation (for exact resume); uniform random actions for the first ``learning_s
 actions clipped to the bounds before ``env.step`` (and the target action too, for an
 unsquashed ``linear`` actor); layer norm instead of batch norm (optional); Gaussian
 exploration by default (OU available, with a ``dt``); the L2 penalty covers the critic's
-kernels, not its biases; Adam with epsilon 1e-7 added to sqrt(v) after bias correction, as in
-Keras; optional gradient clipping by global norm. ``eager=True`` runs the same Python
+kernels, not its biases; Adam with epsilon 1e-7 added to the uncorrected sqrt(v), i.e. before
+bias correction, as in Keras (``adam_epsilon_placement="torch"`` adds it after, as PyTorch
+does); optional gradient clipping by global norm. ``eager=True`` runs the same Python
 functions without ``tf.function`` for debugging.
+
+Random streams: every initialiser, noise process and sampler has its own seed derived from
+``config.seed`` by :func:`ddpg_tf.config.stream_seed` under a fixed stream name.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import numpy as np
 from ddpg_tf import losses
 from ddpg_tf._quiet import tf
 from ddpg_tf.compiled import compile_function
-from ddpg_tf.config import Config
+from ddpg_tf.config import Config, stream_seed
 from ddpg_tf.networks import batch_split, build_actor, build_critic, copy_weights
 from ddpg_tf.noise import (ActionNoise, AdaptiveParamNoise, ClippedGaussian, OrnsteinUhlenbeckNoise,
                            make_noise)
@@ -61,28 +65,33 @@ class DDPGAgent:
         def actor(name: str) -> keras.Model:
             return build_actor(self.obs_dim, self.action_low, self.action_high, config.actor_hidden,
                                output=config.actor_output, layer_norm=config.layer_norm,
-                               seed=seed, dtype=self.dtype, name=name)
+                               seed=stream_seed(seed, "actor_init"), dtype=self.dtype, name=name,
+                               final_init=config.final_init)
 
-        def critic(name: str, init_seed: int = seed + 5000) -> keras.Model:
+        def critic(name: str, stream: str = "critic_init") -> keras.Model:
             return build_critic(self.obs_dim, self.action_dim, config.critic_hidden,
                                 action_layer=config.critic_action_layer, layer_norm=config.layer_norm,
-                                seed=init_seed, dtype=self.dtype, name=name)
+                                seed=stream_seed(seed, stream), dtype=self.dtype, name=name,
+                                final_init=config.final_init)
+
+        def adam(variables: list[Any], lr: float, name: str) -> Adam:
+            return Adam(variables, lr, epsilon=config.adam_epsilon, name=name,
+                        epsilon_placement=config.adam_epsilon_placement)
 
         self.actor, self.actor_target = actor("actor"), actor("actor_target")
         self.critic, self.critic_target = critic("critic"), critic("critic_target")
         copy_weights(self.actor, self.actor_target)
         copy_weights(self.critic, self.critic_target)
 
-        self.actor_optimizer = Adam(self.actor.trainable_variables, config.actor_lr, name="actor_adam")
-        self.critic_optimizer = Adam(self.critic.trainable_variables, config.critic_lr, name="critic_adam")
+        self.actor_optimizer = adam(self.actor.trainable_variables, config.actor_lr, "actor_adam")
+        self.critic_optimizer = adam(self.critic.trainable_variables, config.critic_lr, "critic_adam")
         # (critic, target, optimiser) of each critic; TD3's second one has its own initialisation.
         self.critics = [(self.critic, self.critic_target, self.critic_optimizer)]
         if config.twin_critics:
-            self.critic2 = critic("critic2", seed + 6000)
-            self.critic2_target = critic("critic2_target", seed + 6000)
+            self.critic2 = critic("critic2", "critic2_init")
+            self.critic2_target = critic("critic2_target", "critic2_init")
             copy_weights(self.critic2, self.critic2_target)
-            self.critic2_optimizer = Adam(self.critic2.trainable_variables, config.critic_lr,
-                                          name="critic2_adam")
+            self.critic2_optimizer = adam(self.critic2.trainable_variables, config.critic_lr, "critic2_adam")
             self.critics.append((self.critic2, self.critic2_target, self.critic2_optimizer))
         # The networks as the train step calls them: on batch_chunks slices of each batch.
         k = config.batch_chunks
@@ -97,20 +106,23 @@ class DDPGAgent:
 
         self.noise: ActionNoise = make_noise(
             config.noise, self.action_low, self.action_high, sigma=config.noise_sigma,
-            seed=seed + 7000, ou_theta=config.ou_theta, ou_dt=config.ou_dt, dtype=self.dtype,
-            copies=config.num_envs)
+            seed=stream_seed(seed, "exploration_noise"), ou_theta=config.ou_theta, ou_dt=config.ou_dt,
+            dtype=self.dtype, copies=config.num_envs, units=config.noise_units)
         self._low = tf.constant(self.action_low, self.dtype)
         self._high = tf.constant(self.action_high, self.dtype)
         self._half_range = tf.constant((self.action_high - self.action_low) / 2.0, self.dtype)
         self.target_smoothing = (ClippedGaussian(self.action_low, self.action_high, config.target_noise,
-                                                 config.target_noise_clip, seed=seed + 8000, dtype=self.dtype)
+                                                 config.target_noise_clip,
+                                                 seed=stream_seed(seed, "target_smoothing"), dtype=self.dtype,
+                                                 units=config.noise_units)
                                  if config.target_noise > 0 else None)
         self.obs_norm = (ObservationNormalizer(self.obs_dim, config.obs_norm_clip, dtype=self.dtype)
                          if config.obs_norm else None)
         self.param_noise: AdaptiveParamNoise | None = None
         if config.noise == "param":
             self.param_noise = AdaptiveParamNoise(config.param_noise_init, config.noise_sigma,
-                                                  config.param_noise_alpha, seed=seed + 7500,
+                                                  config.param_noise_alpha,
+                                                  seed=stream_seed(seed, "param_noise"),
                                                   dtype=self.dtype)
             self.perturbed_actor = actor("perturbed_actor")
             self.adaptive_actor = actor("adaptive_actor")  # measures the distance for adaptation
@@ -318,9 +330,10 @@ class DDPGAgent:
         """Use ``buffer`` for :meth:`step` and :meth:`train_on_replay`: they store packed
         transitions into its variables and draw training batches from it in-graph."""
         self.replay = buffer
-        self._diag_generator = tf.random.Generator.from_seed(self.config.seed + 9000)
+        self._diag_generator = tf.random.Generator.from_seed(stream_seed(self.config.seed, "diagnostics"))
         if self.param_noise is not None:
-            self._noise_generator = tf.random.Generator.from_seed(self.config.seed + 9500)
+            self._noise_generator = tf.random.Generator.from_seed(
+                stream_seed(self.config.seed, "param_noise_replay"))
             self._adapt = self._compiled(self._adapt_param_noise, [])
         self._train_replay_rounds = self._compiled(self._replay_update_rounds, [tf.TensorSpec((), tf.int64)])
         self._diagnose_replay = self._compiled(self._diagnostics_on_replay, [])

@@ -15,8 +15,13 @@ import dataclasses
 import functools
 import inspect
 import json
+import re
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import numpy as np
 
 from ddpg_tf.errors import ConfigError
 
@@ -25,10 +30,36 @@ DqdaTransformName = Literal["none", "invert", "clip-value", "clip-norm"]
 NoiseType = Literal["gaussian", "ou", "param", "none"]
 ActorOutput = Literal["tanh", "linear"]
 DType = Literal["float32", "float64"]
+NoiseUnits = Literal["half-range", "absolute"]
+EpsilonPlacement = Literal["tensorflow", "torch"]
+UpdateSchedule = Literal["every-step", "episode-end"]
+FinalInit = Literal["uniform-3e-3", "fan-in"]
 
 ACTOR_UPDATES: tuple[str, ...] = ("direct", "chain-rule", "dpg-surrogate")
 STYLES_WITH_DQDA: tuple[str, ...] = ("chain-rule", "dpg-surrogate")
 
+# --- random streams ----------------------------------------------------------------------------
+SEED_STREAMS: dict[str, int] = {
+    "actor_init": 1, "critic_init": 2, "critic2_init": 3, "exploration_noise": 4,
+    "target_smoothing": 5, "param_noise": 6, "replay": 7, "diagnostics": 8,
+    "param_noise_replay": 9, "train_env": 10, "action_space": 11, "eval_env": 12,
+}
+"""Every random stream of a run and its fixed spawn key. Keys are never reused or renumbered:
+a new stream gets a new key, so adding one leaves every other stream's numbers unchanged."""
+
+
+def stream_seed(seed: int, stream: str | int, *path: int) -> int:
+    """The seed of one random stream of the run with root seed ``seed``.
+
+    ``numpy.random.SeedSequence(seed, spawn_key=(key, *path))`` hashes the root seed together
+    with the stream's fixed key (``SEED_STREAMS[stream]``, or an integer key) and an optional
+    sub-path (a layer index, kernel or bias), so distinct streams, and the same stream of
+    distinct root seeds, get unrelated seeds (unlike ``seed + offset`` schemes, where seed
+    k + 1 of one stream is seed k of another). Returns a 31-bit integer, which every consumer
+    (Keras initialisers, ``tf.random.Generator.from_seed``, Gymnasium resets) accepts."""
+    key = SEED_STREAMS[stream] if isinstance(stream, str) else int(stream)
+    state = np.random.SeedSequence(int(seed), spawn_key=(key, *map(int, path))).generate_state(1)
+    return int(state[0] & 0x7FFFFFFF)
 
 
 @dataclass(frozen=True)
@@ -42,7 +73,9 @@ class Config:
     env_id: str = "Pendulum-v1"
     """Gymnasium environment id; needs Box observation and action spaces."""
     seed: int = 1
-    """Seeds the environments, action-space sampling, NumPy, TensorFlow and Keras."""
+    """Root seed of the run: every initialiser, noise process, sampler and environment gets a
+    seed of its own derived from it (``ddpg_tf.config.stream_seed``); also seeds NumPy,
+    TensorFlow and Keras globally."""
     total_steps: int = 10_000
     """Environment steps to train for (counted across resumes)."""
 
@@ -66,6 +99,12 @@ class Config:
     """Adam learning rate of the actor."""
     critic_lr: float = 1e-3
     """Adam learning rate of the critic."""
+    adam_epsilon: float = 1e-7
+    """Adam's epsilon (Keras' default 1e-7; PyTorch's 1e-8)."""
+    adam_epsilon_placement: EpsilonPlacement = "tensorflow"
+    """Where Adam adds epsilon: `tensorflow` to sqrt(v) before bias correction, step
+    lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps) (Keras, tf.raw_ops.ApplyAdam), or `torch`
+    after it, step lr / (1 - b1^t) m / (sqrt(v / (1 - b2^t)) + eps) (torch.optim.Adam)."""
     critic_l2: float = 0.0
     """L2 penalty 0.5 * critic_l2 * sum(W**2) over the critic's kernels (paper: 1e-2)."""
     max_grad_norm: float = 0.0
@@ -75,7 +114,17 @@ class Config:
     buffer_size: int = 100_000
     """Replay buffer capacity in transitions (oldest overwritten first)."""
     learning_starts: int = 1_000
-    """Steps of uniform random actions before the first gradient step."""
+    """Steps of uniform random actions (the warm-up); the first gradient step follows it unless
+    train_during_warmup is on."""
+    train_during_warmup: bool = False
+    """Run gradient steps during the random warm-up too, as soon as the buffer holds one
+    transition (batches are drawn with replacement), as the TD3 authors' code does; off: the
+    first update comes after learning_starts steps, once the buffer holds a batch."""
+    update_schedule: UpdateSchedule = "every-step"
+    """When updates run: `every-step` (gradient_steps after each environment step) or
+    `episode-end` (at the end of each episode, gradient_steps x its length in one call, as the
+    TD3 authors' code and SB3's train_freq=(1, "episode"), gradient_steps=-1 do; one
+    environment only)."""
     gradient_steps: int = 1
     """Gradient steps per environment step once learning has started."""
     num_envs: int = 1
@@ -99,10 +148,10 @@ class Config:
     policy_delay: int = 1
     """Update the actor and the target networks once every this many critic updates."""
     target_noise: float = 0.0
-    """Target policy smoothing: std of the Gaussian added to mu'(s') in the TD target, as a
-    fraction of the half action range; 0 disables."""
+    """Target policy smoothing: std of the Gaussian added to mu'(s') in the TD target, in
+    noise_units; 0 disables."""
     target_noise_clip: float = 0.5
-    """Clip the target-smoothing noise to +- this fraction of the half action range."""
+    """Clip the target-smoothing noise to +- this value, in noise_units."""
 
     # --- networks ----------------------------------------------------------------
     actor_hidden: tuple[int, ...] = (256, 256)
@@ -114,6 +163,10 @@ class Config:
     the input, 1 = after the first hidden layer (as in the DDPG paper)."""
     layer_norm: bool = False
     """Layer normalisation after every hidden dense layer (before the ReLU)."""
+    final_init: FinalInit = "uniform-3e-3"
+    """Initialisation of the actor's and critic's output layers: `uniform-3e-3` (U(+-3e-3) for
+    kernel and bias, the DDPG paper) or `fan-in` (U(+-1/sqrt(fan_in)) for both, PyTorch's
+    nn.Linear default used by the TD3 authors and SB3). Hidden layers always use fan-in."""
     actor_output: ActorOutput = "tanh"
     """Actor output: `tanh` squashes into the action bounds; `linear` leaves it unbounded
     (actions are then clipped only when sent to the environment)."""
@@ -131,8 +184,12 @@ class Config:
     noise added to the action, `param` (adaptive parameter-space noise: a perturbed copy of the
     actor acts, re-perturbed every episode) or `none`."""
     noise_sigma: float = 0.1
-    """Noise scale as a fraction of the half action range (high - low) / 2; for `param`, the
-    target distance between perturbed and unperturbed actions in the same units."""
+    """Scale of the exploration noise in noise_units; for `param`, the target distance between
+    perturbed and unperturbed actions, always as a fraction of the half action range."""
+    noise_units: NoiseUnits = "half-range"
+    """Units of noise_sigma, target_noise and target_noise_clip: `half-range` (fractions of
+    (high - low) / 2 per action component, as SB3, which acts in [-1, 1]) or `absolute`
+    (action units, as the TD3 authors' code: N(0, 0.1) on any action range)."""
     ou_theta: float = 0.15
     """Mean-reversion rate theta of the Ornstein-Uhlenbeck process."""
     ou_dt: float = 1e-2
@@ -242,6 +299,17 @@ class Config:
         if self.target_noise > 0 and not self.target_noise_clip > 0:
             raise ConfigError("--target-noise needs a positive --target-noise-clip (0 would clip the "
                               "smoothing noise away); pass --target-noise 0 to turn smoothing off")
+        if not self.adam_epsilon > 0:
+            raise ConfigError(f"--adam-epsilon must be positive, got {self.adam_epsilon}")
+        for name, kind in (("noise_units", NoiseUnits), ("adam_epsilon_placement", EpsilonPlacement),
+                           ("update_schedule", UpdateSchedule), ("final_init", FinalInit)):
+            choices = typing.get_args(kind)
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"unknown --{_flag(name)} {getattr(self, name)!r}; choose from "
+                                  f"{', '.join(choices)}")
+        if self.update_schedule == "episode-end" and self.num_envs != 1:
+            raise ConfigError("--update-schedule episode-end needs --num-envs 1 (episodes of several "
+                              "copies do not end together)")
         if self.noise == "param" and not self.noise_sigma > 0:
             raise ConfigError("--noise param needs a positive --noise-sigma (the target action distance)")
         if self.num_envs > 1:
@@ -369,14 +437,111 @@ PRESETS: dict[str, Config] = {
     ),
     # Fujimoto et al. (2018), "Our DDPG" (their re-tuned DDPG baseline, appendix): 400-300
     # networks with the action at the critic's input, Adam 1e-3 for both, batch 100, tau 5e-3,
-    # Gaussian exploration 0.1, no L2; 10k uniform random steps (their value for HalfCheetah
-    # and Ant, 1k for the other MuJoCo tasks).
+    # Gaussian exploration 0.1, no L2; 10k uniform random steps on HalfCheetah and Ant, 1k on the
+    # other tasks (resolved from the env id, see preset_config).
     "ddpg-mujoco": _MUJOCO,
-    # Fujimoto et al. (2018), TD3: "Our DDPG" plus twin critics, policy delay 2 and target
-    # policy smoothing with noise 0.2 clipped to 0.5.
-    "td3": _MUJOCO.replace(twin_critics=True, policy_delay=2, target_noise=0.2, target_noise_clip=0.5),
+    # Fujimoto et al. (2018), TD3, as their camera-ready code runs it (github.com/sfujim/TD3,
+    # folder TD3/, main.py and TD3.py): 400-300 networks with the action at the critic's input,
+    # PyTorch's default initialisation (fan-in final layers), Adam 1e-3 with PyTorch's epsilon,
+    # batch 100, tau 5e-3, gamma 0.99, a buffer of 1e6; exploration N(0, 0.1) and target
+    # smoothing N(0, 0.2) clipped at 0.5, both in action units (absolute); twin critics, actor
+    # and targets every 2nd critic update. Uniform random actions for the first 10k steps on
+    # HalfCheetah and Ant, 1k elsewhere (the paper; resolved from the env id, see
+    # preset_config), and training from the first episode end on: at every episode end, as many
+    # updates as the episode had steps, the warm-up included.
+    "td3": Config(
+        env_id="HalfCheetah-v5", total_steps=1_000_000, actor_lr=1e-3, critic_lr=1e-3,
+        adam_epsilon=1e-8, adam_epsilon_placement="torch", gamma=0.99, tau=0.005, batch_size=100,
+        buffer_size=1_000_000, learning_starts=10_000, train_during_warmup=True,
+        update_schedule="episode-end", actor_hidden=(400, 300), critic_hidden=(400, 300),
+        final_init="fan-in", noise="gaussian", noise_sigma=0.1, noise_units="absolute",
+        twin_critics=True, policy_delay=2, target_noise=0.2, target_noise_clip=0.5,
+        eval_every=5_000, eval_episodes=10, checkpoint_every=50_000),
+    # Stable-Baselines3 2.x TD3 constructor defaults (stable_baselines3/td3/td3.py, TD3Policy):
+    # 400-300, learning rate 1e-3 for both networks, torch Adam (eps 1e-8), batch 256,
+    # tau 5e-3, gamma 0.99, buffer 1e6, 100 random steps, one update per step, no action noise,
+    # target smoothing 0.2 clipped at 0.5 in SB3's [-1, 1] action units (half-range), PyTorch's
+    # default initialisation; then rl-baselines3-zoo's hyperparams/td3.yml entry for the env
+    # where it has one (see preset_config: MuJoCo tasks: 10k random steps, Gaussian 0.1, batch
+    # 256; Pendulum: gamma 0.98, buffer 2e5, 10k random steps, Gaussian 0.1).
+    "td3-sb3": Config(
+        env_id="HalfCheetah-v5", total_steps=1_000_000, actor_lr=1e-3, critic_lr=1e-3,
+        adam_epsilon=1e-8, adam_epsilon_placement="torch", gamma=0.99, tau=0.005, batch_size=256,
+        buffer_size=1_000_000, learning_starts=10_000, actor_hidden=(400, 300),
+        critic_hidden=(400, 300), final_init="fan-in", noise="gaussian", noise_sigma=0.1,
+        twin_critics=True, policy_delay=2, target_noise=0.2, target_noise_clip=0.5,
+        eval_every=5_000, eval_episodes=10, checkpoint_every=50_000),
+    # Stable-Baselines3 2.x DDPG constructor defaults (stable_baselines3/ddpg/ddpg.py: TD3 with
+    # one critic, no delay and no target smoothing; otherwise as td3-sb3), then
+    # rl-baselines3-zoo's hyperparams/ddpg.yml entry for the env (see preset_config).
+    "ddpg-sb3": Config(
+        env_id="Pendulum-v1", total_steps=20_000, actor_lr=1e-3, critic_lr=1e-3, adam_epsilon=1e-8,
+        adam_epsilon_placement="torch", gamma=0.98, tau=0.005, batch_size=256, buffer_size=200_000,
+        learning_starts=10_000, actor_hidden=(400, 300), critic_hidden=(400, 300),
+        final_init="fan-in", noise="gaussian", noise_sigma=0.1, eval_every=1_000, eval_episodes=10,
+        checkpoint_every=10_000),
 }
-"""Named starting points for ``--preset``; any flag given on the command line overrides them."""
+"""Named starting points for ``--preset``; any flag given on the command line overrides them.
+Some values depend on the environment (``td3``'s warm-up, the zoo settings of the ``-sb3``
+presets): :func:`preset_config` fills them in for an env id; the entries here hold them for
+each preset's own ``env_id``."""
+
+# --- environment-dependent preset values ------------------------------------------------------
+_ZOO_MUJOCO = ("HalfCheetah", "Ant", "Hopper", "Walker2d", "Humanoid", "Swimmer")
+"""MuJoCo tasks with an entry in rl-baselines3-zoo's td3.yml / ddpg.yml (their shared
+``mujoco-defaults`` anchor)."""
+
+
+def _env_name(env_id: str) -> str:
+    """``HalfCheetah-v5`` -> ``HalfCheetah`` (a namespace such as ``ALE/`` dropped)."""
+    return re.sub(r"-v\d+$", "", env_id.rsplit("/", 1)[-1])
+
+
+def _td3_paper(env_id: str) -> dict[str, Any]:
+    # Fujimoto et al. (2018): 10k random steps for HalfCheetah and Ant, 1k on the other tasks.
+    return {"learning_starts": 10_000 if _env_name(env_id) in ("HalfCheetah", "Ant") else 1_000}
+
+
+def _sb3_zoo(env_id: str) -> dict[str, Any]:
+    """SB3's constructor defaults overridden by rl-baselines3-zoo's entry for ``env_id``."""
+    name = _env_name(env_id)
+    if name in _ZOO_MUJOCO:  # mujoco-defaults: learning_starts 1e4, normal noise 0.1, batch 256, lr 1e-3
+        values: dict[str, Any] = {"gamma": 0.99, "buffer_size": 1_000_000, "learning_starts": 10_000,
+                                  "noise": "gaussian", "noise_sigma": 0.1, "batch_size": 256}
+        if name == "Swimmer":
+            values["gamma"] = 0.9999
+        return values
+    if name == "Pendulum":  # gamma 0.98, buffer 2e5, learning_starts 1e4, normal noise 0.1
+        return {"gamma": 0.98, "buffer_size": 200_000, "learning_starts": 10_000, "noise": "gaussian",
+                "noise_sigma": 0.1, "batch_size": 256}
+    # No zoo entry: SB3's constructor defaults (no action noise, 100 random steps).
+    return {"gamma": 0.99, "buffer_size": 1_000_000, "learning_starts": 100, "noise": "none",
+            "noise_sigma": 0.1, "batch_size": 256}
+
+
+ENV_DEPENDENT: dict[str, Callable[[str], dict[str, Any]]] = {
+    "ddpg-mujoco": _td3_paper, "td3": _td3_paper, "td3-sb3": _sb3_zoo, "ddpg-sb3": _sb3_zoo,
+}
+"""Per preset, the values that depend on the environment, as a function of its id."""
+
+
+def env_dependent_values(preset: str, env_id: str) -> dict[str, Any]:
+    """The values preset ``preset`` takes for ``env_id`` beyond its fixed ones ({} if none)."""
+    rule = ENV_DEPENDENT.get(preset)
+    return rule(env_id) if rule is not None else {}
+
+
+def preset_config(name: str, env_id: str | None = None) -> Config:
+    """Preset ``name`` for ``env_id`` (default: the preset's own env): ``PRESETS[name]`` with the
+    environment set and its environment-dependent values filled in. Overrides go on top
+    (``preset_config("td3", "Hopper-v5").replace(seed=3)``); ``DDPG``/``TD3`` models and the
+    command line start from it. Raises ConfigError for an unknown preset."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
+    base = PRESETS[name]
+    env_id = env_id or base.env_id
+    return base.replace(env_id=env_id, **env_dependent_values(name, env_id))
+
 
 DEFAULT_PRESET = "pendulum"
 

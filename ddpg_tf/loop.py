@@ -9,7 +9,16 @@ are callbacks (:mod:`ddpg_tf.callbacks`) called after each iteration.
 
 Step counters count transitions of all copies: an evaluation, log or checkpoint falls on the
 iteration that reaches a multiple of its interval and is recorded at that iteration's step.
-Copy i is seeded with ``seed + i`` at the first reset.
+Seeds: the training environments' first reset gets ``stream_seed(seed, "train_env")`` (copy i:
+that plus i, Gymnasium's vector convention), the action space ``stream_seed(seed,
+"action_space")``, the evaluation environment ``stream_seed(seed, "eval_env")`` and the replay
+sampler ``stream_seed(seed, "replay")`` (:func:`ddpg_tf.config.stream_seed`).
+
+When updates run: with ``update_schedule="every-step"`` the fused call of each iteration runs
+them once ``learning_starts`` steps have passed and the buffer holds a batch (with
+``train_during_warmup``: from the first stored transition on); with ``"episode-end"`` each
+finished episode is followed by gradient_steps x its length updates in one call (the TD3
+authors' schedule; a checkpoint's cut is not an episode end and runs none).
 
 Resume rule: every checkpoint ends the episodes in progress as time-limit truncations (their
 last transitions keep bootstrapping), so a resumed run, which starts with a reset, follows the
@@ -31,15 +40,12 @@ import numpy as np
 from ddpg_tf.agent import DDPGAgent
 from ddpg_tf.callbacks import CallbackList, StepInfo, reached
 from ddpg_tf.checkpointing import Checkpointer
-from ddpg_tf.config import Config
+from ddpg_tf.config import Config, stream_seed
 from ddpg_tf.envs import EnvBatch, rng_state, set_rng_state, space_dims
 from ddpg_tf.errors import TrainingError
 from ddpg_tf.replay_buffer import NStepWindow, ReplayBuffer
 from ddpg_tf.rundir import append_evaluation, evaluate_policy
 from ddpg_tf.runtime import seed_everything
-
-EVAL_SEED_OFFSET = 10_000
-"""The evaluation environment is seeded with ``seed + EVAL_SEED_OFFSET``."""
 
 
 class Learner:
@@ -52,18 +58,19 @@ class Learner:
         seed_everything(config)
         obs_dim, low, high = space_dims(envs)
         self.agent = DDPGAgent(config, obs_dim, low, high)
-        self.buffer = ReplayBuffer(config.buffer_size, obs_dim, len(low), seed=config.seed,
-                                   dtype=config.dtype, n_step=config.n_step)
+        self.buffer = ReplayBuffer(config.buffer_size, obs_dim, len(low),
+                                   seed=stream_seed(config.seed, "replay"), dtype=config.dtype,
+                                   n_step=config.n_step)
         self.agent.bind_replay(self.buffer)
         self.checkpointer = (Checkpointer(run_dir, self.agent.trackables(), config.keep_checkpoints)
                              if run_dir is not None else None)
-        envs.seed_actions(config.seed)
-        eval_env.reset(seed=config.seed + EVAL_SEED_OFFSET)
+        envs.seed_actions(stream_seed(config.seed, "action_space"))
+        eval_env.reset(seed=stream_seed(config.seed, "eval_env"))
         n = self.n = envs.num_envs
         self.step = self.episode = 0
         self.target_step = 0
         """The step the current ``learn`` call trains to."""
-        self.reset_seed: int | None = config.seed
+        self.reset_seed: int | None = stream_seed(config.seed, "train_env")
         """Seed of the first reset (None after a restore: the env RNG states were restored)."""
         self.obs: np.ndarray | None = None
         """Each copy's current observation; None when every copy must be reset first."""
@@ -136,13 +143,16 @@ class Learner:
         if restart is not None and restart.any():
             done |= restart
             obs = envs.reset_copies(restart)
+        episode_steps = 0  # with the episode-end schedule: the length of the episode that ended
         if done.any():
+            episode_steps = int(self.lengths[0])
             for i in np.flatnonzero(done):
                 self._end_episode(i)
             agent.reset_noise(done)
         self.obs = obs
 
-        train = self.step > cfg.learning_starts and min(self.stored, cfg.buffer_size) >= cfg.batch_size
+        per_step = cfg.update_schedule == "every-step"
+        train = per_step and self._updates_due()
         final = self.step >= self.target_step
         # One compiled call stores the rows, runs the updates on replayed batches and selects
         # the next actions from the updated actor (same numbers as separate calls), unless the
@@ -153,6 +163,9 @@ class Learner:
         self.next_actions, metrics = agent.step(np.stack(rows) if rows else None, train=train, act=act)
         if train:
             self.metrics = metrics
+        elif not per_step and episode_steps and self._updates_due():
+            # TD3 authors' schedule: as many updates as the episode had steps, after it ended.
+            self.metrics = agent.train_on_replay(rounds=episode_steps)
         if reached(self.step, n, cfg.log_every):
             self.check_updates_finite()
         if (agent.param_noise is not None and self.metrics is not None
@@ -164,6 +177,14 @@ class Learner:
         if self.callbacks.on_step(self.model, info) is False:
             self.stop = True
         return info
+
+    def _updates_due(self) -> bool:
+        """Whether updates may run now: after the warm-up once the buffer holds a batch, or
+        (``train_during_warmup``) as soon as it holds a transition."""
+        cfg = self.config
+        if cfg.train_during_warmup:
+            return self.stored > 0
+        return self.step > cfg.learning_starts and min(self.stored, cfg.buffer_size) >= cfg.batch_size
 
     def _windows_push(self, actions: np.ndarray, rewards: np.ndarray, terminated: np.ndarray,
                       truncated: np.ndarray, successors: np.ndarray,

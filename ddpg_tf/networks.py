@@ -1,9 +1,14 @@
 """Actor and critic networks as Keras 3 functional models.
 
 Following Lillicrap et al. (2015), section 7: hidden layers are initialised from
-U[-1/sqrt(f), 1/sqrt(f)] with f the layer's fan-in, the final layers from U[-3e-3, 3e-3],
-the actor's output is a tanh, and in the paper's critic the action enters at the second
-hidden layer (``action_layer=1`` here).
+U[-1/sqrt(f), 1/sqrt(f)] with f the layer's fan-in, the final layers from U[-3e-3, 3e-3]
+(``final_init="uniform-3e-3"``; ``"fan-in"`` initialises them like the hidden layers, which is
+PyTorch's ``nn.Linear`` default that the TD3 authors and SB3 use), the actor's output is a tanh,
+and in the paper's critic the action enters at the second hidden layer (``action_layer=1`` here).
+
+Seeds: ``seed`` is the network's own seed; kernel and bias of layer i are initialised from
+``stream_seed(seed, i, 0)`` and ``stream_seed(seed, i, 1)`` (:func:`ddpg_tf.config.stream_seed`),
+so no two weight tensors share a random stream.
 
 Deviations: the tanh output is rescaled affinely to the environment's Box bounds (so
 asymmetric bounds work); layer normalisation replaces the paper's batch normalisation
@@ -22,12 +27,15 @@ import keras
 import numpy as np
 
 from ddpg_tf._quiet import tf
+from ddpg_tf.config import stream_seed
 
 FINAL_INIT_LIMIT = 3e-3
+FINAL_INITS = ("uniform-3e-3", "fan-in")
 
 
 def _fan_in_uniform(seed: int) -> keras.initializers.Initializer:
-    # VarianceScaling(uniform) draws U[-sqrt(3 s / fan_in), +...]; s = 1/3 gives 1/sqrt(fan_in).
+    # VarianceScaling(uniform) draws U[-sqrt(3 s / fan_in), +...]; s = 1/3 gives 1/sqrt(fan_in),
+    # which is also PyTorch's nn.Linear weight init (kaiming_uniform with a = sqrt(5)).
     return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in",
                                               distribution="uniform", seed=seed)
 
@@ -36,18 +44,30 @@ def _final_uniform(seed: int) -> keras.initializers.Initializer:
     return keras.initializers.RandomUniform(-FINAL_INIT_LIMIT, FINAL_INIT_LIMIT, seed=seed)
 
 
-def _hidden(x: keras.KerasTensor, units: int, *, layer_norm: bool, seed: int, name: str,
+def _dense(x: keras.KerasTensor, units: int, *, seed: int, layer: int, fan_in_init: bool, name: str,
+           dtype: str) -> keras.KerasTensor:
+    """A dense layer whose kernel and bias come from streams (layer, 0) and (layer, 1) of ``seed``:
+    U(+-1/sqrt(fan_in)) for both with ``fan_in_init``, else U(+-3e-3)."""
+    kernel_seed, bias_seed = stream_seed(seed, layer, 0), stream_seed(seed, layer, 1)
+    if fan_in_init:
+        kernel, bias = _fan_in_uniform(kernel_seed), _fan_in_bias(bias_seed, x.shape[-1])
+    else:
+        kernel, bias = _final_uniform(kernel_seed), _final_uniform(bias_seed)
+    return keras.layers.Dense(units, kernel_initializer=kernel, bias_initializer=bias, name=name,
+                              dtype=dtype)(x)
+
+
+def _hidden(x: keras.KerasTensor, units: int, *, layer_norm: bool, seed: int, layer: int, name: str,
             dtype: str) -> keras.KerasTensor:
-    x = keras.layers.Dense(units, kernel_initializer=_fan_in_uniform(seed),
-                           bias_initializer=_fan_in_bias(seed + 1, x.shape[-1]),
-                           name=f"{name}_dense", dtype=dtype)(x)
+    x = _dense(x, units, seed=seed, layer=layer, fan_in_init=True, name=f"{name}_dense", dtype=dtype)
     if layer_norm:
         x = keras.layers.LayerNormalization(name=f"{name}_norm", dtype=dtype)(x)
     return keras.layers.Activation("relu", name=f"{name}_relu", dtype=dtype)(x)
 
 
 def _fan_in_bias(seed: int, fan_in: int | None) -> keras.initializers.Initializer:
-    # Biases share the layer's fan-in limit, as in the paper (a bias has no fan-in of its own).
+    # Biases share the layer's fan-in limit, as in the paper and PyTorch's nn.Linear (a bias has
+    # no fan-in of its own).
     limit = 1.0 / np.sqrt(float(fan_in or 1))
     return keras.initializers.RandomUniform(-limit, limit, seed=seed)
 
@@ -74,7 +94,7 @@ def _bounded_affine(low: np.ndarray, high: np.ndarray, dtype: str) -> tuple[np.n
 def build_actor(obs_dim: int, action_low: np.ndarray, action_high: np.ndarray,
                 hidden: Sequence[int] = (256, 256), *, output: str = "tanh",
                 layer_norm: bool = False, seed: int = 0, dtype: str = "float32",
-                name: str = "actor") -> keras.Model:
+                name: str = "actor", final_init: str = "uniform-3e-3") -> keras.Model:
     """Deterministic policy mu(s) -> a within [low, high] (``output="tanh"``).
 
     ``a = low + (y + 1) (high - low) / 2`` with ``y = tanh(z)`` (or ``y = z`` for
@@ -84,12 +104,12 @@ def build_actor(obs_dim: int, action_low: np.ndarray, action_high: np.ndarray,
     high = np.asarray(action_high, dtype=np.float64)
     action_dim = int(low.shape[0])
     obs = keras.Input((obs_dim,), name="observation", dtype=dtype)
+    _check_final_init(final_init)
     x = obs
     for i, units in enumerate(hidden):
-        x = _hidden(x, units, layer_norm=layer_norm, seed=seed + 10 * i, name=f"hidden{i}", dtype=dtype)
-    z = keras.layers.Dense(action_dim, kernel_initializer=_final_uniform(seed + 1000),
-                           bias_initializer=_final_uniform(seed + 1001), name="pre_action",
-                           dtype=dtype)(x)
+        x = _hidden(x, units, layer_norm=layer_norm, seed=seed, layer=i, name=f"hidden{i}", dtype=dtype)
+    z = _dense(x, action_dim, seed=seed, layer=len(hidden), fan_in_init=final_init == "fan-in",
+               name="pre_action", dtype=dtype)
     if output == "tanh":
         z = keras.layers.Activation("tanh", name="squash", dtype=dtype)(z)
     elif output != "linear":
@@ -102,7 +122,8 @@ def build_actor(obs_dim: int, action_low: np.ndarray, action_high: np.ndarray,
 
 def build_critic(obs_dim: int, action_dim: int, hidden: Sequence[int] = (256, 256), *,
                  action_layer: int = 0, layer_norm: bool = False, seed: int = 0,
-                 dtype: str = "float32", name: str = "critic") -> keras.Model:
+                 dtype: str = "float32", name: str = "critic",
+                 final_init: str = "uniform-3e-3") -> keras.Model:
     """Action-value Q(s, a) -> shape (batch, 1).
 
     The action is concatenated to the activations before hidden layer ``action_layer``:
@@ -110,16 +131,22 @@ def build_critic(obs_dim: int, action_dim: int, hidden: Sequence[int] = (256, 25
     """
     if not 0 <= action_layer < len(hidden):
         raise ValueError(f"action_layer {action_layer} outside 0..{len(hidden) - 1}")
+    _check_final_init(final_init)
     obs = keras.Input((obs_dim,), name="observation", dtype=dtype)
     act = keras.Input((action_dim,), name="action", dtype=dtype)
     x = obs
     for i, units in enumerate(hidden):
         if i == action_layer:
             x = keras.layers.Concatenate(name=f"join_action{i}", dtype=dtype)([x, act])
-        x = _hidden(x, units, layer_norm=layer_norm, seed=seed + 10 * i, name=f"hidden{i}", dtype=dtype)
-    q = keras.layers.Dense(1, kernel_initializer=_final_uniform(seed + 1000),
-                           bias_initializer=_final_uniform(seed + 1001), name="q", dtype=dtype)(x)
+        x = _hidden(x, units, layer_norm=layer_norm, seed=seed, layer=i, name=f"hidden{i}", dtype=dtype)
+    q = _dense(x, 1, seed=seed, layer=len(hidden), fan_in_init=final_init == "fan-in", name="q",
+               dtype=dtype)
     return keras.Model([obs, act], q, name=name)
+
+
+def _check_final_init(final_init: str) -> None:
+    if final_init not in FINAL_INITS:
+        raise ValueError(f"unknown final-layer init {final_init!r}; choose from {', '.join(FINAL_INITS)}")
 
 
 def copy_weights(source: keras.Model, target: keras.Model) -> None:

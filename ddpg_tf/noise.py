@@ -5,8 +5,10 @@ current value) lives in variables, so it is saved in checkpoints and a resumed r
 same noise. Samples use stateless seeds taken from the generator, which makes every draw a
 pure function of the generator state.
 
-Noise is expressed in units of the half action range (high - low) / 2: ``sigma = 0.1``
-perturbs each action component by 10% of its half range.
+Noise is expressed in ``units``: ``half-range`` (the default) scales it by the half action
+range (high - low) / 2, so ``sigma = 0.1`` perturbs each action component by 10% of its half
+range (SB3, which acts in [-1, 1]); ``absolute`` takes it in action units, so ``sigma = 0.1`` is
+N(0, 0.1^2) whatever the range (the TD3 authors' code).
 """
 
 from __future__ import annotations
@@ -17,16 +19,29 @@ from ddpg_tf._quiet import tf, tfp
 
 tfd = tfp.distributions
 
+NOISE_UNITS = ("half-range", "absolute")
+
+
+def noise_unit(action_low: np.ndarray, action_high: np.ndarray, units: str) -> np.ndarray:
+    """What one unit of noise is per action component: the half range (high - low) / 2 for
+    ``half-range``, 1 for ``absolute``."""
+    half_range = (np.asarray(action_high, np.float64) - np.asarray(action_low, np.float64)) / 2.0
+    if units == "half-range":
+        return half_range
+    if units == "absolute":
+        return np.ones_like(half_range)
+    raise ValueError(f"unknown noise units {units!r}; choose from {', '.join(NOISE_UNITS)}")
+
 
 class ActionNoise(tf.Module):
     """Base class: ``sample()`` returns one noise vector of shape (action_dim,)."""
 
     def __init__(self, action_low: np.ndarray, action_high: np.ndarray, sigma: float, seed: int,
-                 dtype: str = "float32", name: str | None = None) -> None:
+                 dtype: str = "float32", name: str | None = None, units: str = "half-range") -> None:
         super().__init__(name=name)
-        half_range = (np.asarray(action_high, np.float64) - np.asarray(action_low, np.float64)) / 2.0
+        self.unit = noise_unit(action_low, action_high, units)
         self.dtype = tf.as_dtype(dtype)
-        self.scale = tf.constant(sigma * half_range, dtype=self.dtype)
+        self.scale = tf.constant(sigma * self.unit, dtype=self.dtype)
         self.generator = tf.random.Generator.from_seed(seed)
 
     def _seed(self) -> tf.Tensor:
@@ -46,7 +61,7 @@ class ActionNoise(tf.Module):
 
 
 class GaussianNoise(ActionNoise):
-    """Independent N(0, (sigma * half_range)^2) per step and component (TD3, SB3 default)."""
+    """Independent N(0, (sigma * unit)^2) per step and component (TD3, SB3 default)."""
 
     def sample(self) -> tf.Tensor:
         return tfd.Normal(tf.zeros_like(self.scale), self.scale).sample(seed=self._seed())
@@ -60,7 +75,8 @@ class OrnsteinUhlenbeckNoise(ActionNoise):
 
     Euler-Maruyama step of dx = theta (mu - x) dt + sigma dW with mu = 0:
         x <- x - theta x dt + sigma sqrt(dt) eps,   eps ~ N(0, I);
-    the returned noise is x scaled by the half action range. x restarts at 0 every episode.
+    the returned noise is x times the noise unit (the half action range, or 1 for absolute
+    units). x restarts at 0 every episode.
 
     With ``copies`` (one process per environment copy, for ``num_envs``) the state has shape
     (copies, action_dim), :meth:`sample_n` steps all copies at once and :meth:`reset` restarts
@@ -69,22 +85,21 @@ class OrnsteinUhlenbeckNoise(ActionNoise):
 
     def __init__(self, action_low: np.ndarray, action_high: np.ndarray, sigma: float, seed: int,
                  theta: float = 0.15, dt: float = 1e-2, dtype: str = "float32",
-                 name: str | None = None, copies: int | None = None) -> None:
-        super().__init__(action_low, action_high, sigma, seed, dtype=dtype, name=name)
-        half_range = (np.asarray(action_high, np.float64) - np.asarray(action_low, np.float64)) / 2.0
-        self.half_range = tf.constant(half_range, dtype=self.dtype)
+                 name: str | None = None, copies: int | None = None, units: str = "half-range") -> None:
+        super().__init__(action_low, action_high, sigma, seed, dtype=dtype, name=name, units=units)
+        self.unit_scale = tf.constant(self.unit, dtype=self.dtype)
         self.theta = theta
         self.dt = dt
         self.sigma = sigma
         self.copies = copies
-        shape = half_range.shape if copies is None else (copies, *half_range.shape)
+        shape = self.unit.shape if copies is None else (copies, *self.unit.shape)
         self.state = tf.Variable(tf.zeros(shape, self.dtype), trainable=False, name="ou_state")
 
     def _step(self) -> tf.Tensor:
         eps = tfd.Normal(tf.zeros_like(self.state), tf.ones_like(self.state)).sample(seed=self._seed())
         x = self.state - self.theta * self.state * self.dt + self.sigma * np.sqrt(self.dt) * eps
         self.state.assign(x)
-        return x * self.half_range
+        return x * self.unit_scale
 
     def sample(self) -> tf.Tensor:
         if self.copies is not None:
@@ -123,14 +138,15 @@ class NoNoise(ActionNoise):
 
 def make_noise(kind: str, action_low: np.ndarray, action_high: np.ndarray, *, sigma: float,
                seed: int, ou_theta: float = 0.15, ou_dt: float = 1e-2,
-               dtype: str = "float32", copies: int | None = None) -> ActionNoise:
+               dtype: str = "float32", copies: int | None = None, units: str = "half-range") -> ActionNoise:
     """Build the exploration process named by ``--noise`` (``copies``: one OU process per
-    environment copy)."""
+    environment copy; ``units``: see the module docstring)."""
     if kind == "gaussian":
-        return GaussianNoise(action_low, action_high, sigma, seed, dtype=dtype, name="gaussian_noise")
+        return GaussianNoise(action_low, action_high, sigma, seed, dtype=dtype, name="gaussian_noise",
+                             units=units)
     if kind == "ou":
         return OrnsteinUhlenbeckNoise(action_low, action_high, sigma, seed, theta=ou_theta, dt=ou_dt,
-                                      dtype=dtype, name="ou_noise", copies=copies)
+                                      dtype=dtype, name="ou_noise", copies=copies, units=units)
     if kind in ("none", "param"):  # parameter noise perturbs the actor instead (AdaptiveParamNoise)
         return NoNoise(action_low, action_high, 0.0, seed, dtype=dtype, name="no_noise")
     raise ValueError(f"unknown noise {kind!r}")
@@ -139,15 +155,17 @@ def make_noise(kind: str, action_low: np.ndarray, action_high: np.ndarray, *, si
 class ClippedGaussian(tf.Module):
     """TD3's target policy smoothing noise (Fujimoto et al. 2018, eq. 14):
     clip(eps, -c, c) with eps ~ N(0, sigma^2), per sample and component, both sigma and c in
-    units of the half action range. Draws use stateless seeds from a checkpointable generator."""
+    ``units`` (of the half action range, or absolute). Draws use stateless seeds from a
+    checkpointable generator."""
 
     def __init__(self, action_low: np.ndarray, action_high: np.ndarray, sigma: float, clip: float,
-                 seed: int, dtype: str = "float32", name: str = "target_smoothing") -> None:
+                 seed: int, dtype: str = "float32", name: str = "target_smoothing",
+                 units: str = "half-range") -> None:
         super().__init__(name=name)
-        half_range = (np.asarray(action_high, np.float64) - np.asarray(action_low, np.float64)) / 2.0
+        unit = noise_unit(action_low, action_high, units)
         self.dtype = tf.as_dtype(dtype)
-        self.scale = tf.constant(sigma * half_range, self.dtype)
-        self.limit = tf.constant(clip * half_range, self.dtype)
+        self.scale = tf.constant(sigma * unit, self.dtype)
+        self.limit = tf.constant(clip * unit, self.dtype)
         self.generator = tf.random.Generator.from_seed(seed)
 
     def sample(self, batch_size: tf.Tensor | int) -> tf.Tensor:

@@ -519,3 +519,80 @@ def test_replay_add_batch_equals_repeated_add():
     many.add_batch(*(np.array([t[k] for t in items]) for k in range(6)))
     assert (many.position, many.size) == (one.position, one.size) == (2, 5)
     np.testing.assert_array_equal(many.storage.numpy(), one.storage.numpy())
+
+
+# ======================================================================================
+# Reference-parity options: noise units, Adam epsilon, warm-up training, final init, presets
+# ======================================================================================
+@pytest.mark.parametrize("changes, message", [
+    ({"noise_units": "percent"}, "unknown --noise-units 'percent'; choose from half-range, absolute"),
+    ({"adam_epsilon": 0.0}, "--adam-epsilon must be positive, got 0.0"),
+    ({"adam_epsilon_placement": "jax"},
+     "unknown --adam-epsilon-placement 'jax'; choose from tensorflow, torch"),
+    ({"final_init": "zeros"}, "unknown --final-init 'zeros'; choose from uniform-3e-3, fan-in"),
+    ({"update_schedule": "sometimes"}, "unknown --update-schedule 'sometimes'; choose from every-step, "
+                                       "episode-end"),
+    ({"update_schedule": "episode-end", "num_envs": 2, "total_steps": 10},
+     "--update-schedule episode-end needs --num-envs 1"),
+])
+def test_parity_options_are_validated_in_one_line(changes, message):
+    with pytest.raises(ConfigError) as err:
+        Config().replace(**changes).validate()
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_parity_options_are_flags():
+    config, given = cli.parse_config(["--noise-units", "absolute", "--adam-epsilon", "1e-8",
+                                      "--adam-epsilon-placement", "torch", "--train-during-warmup",
+                                      "--final-init", "fan-in", "--update-schedule", "episode-end"])
+    values = (config.noise_units, config.adam_epsilon, config.adam_epsilon_placement,
+              config.train_during_warmup, config.final_init, config.update_schedule)
+    assert values == ("absolute", 1e-8, "torch", True, "fan-in", "episode-end")
+
+
+@pytest.mark.parametrize("units, expected_std", [("half-range", [0.2, 0.05, 0.175]), ("absolute", [0.1] * 3)])
+def test_noise_units(units, expected_std):
+    low, high = ASYMMETRIC
+    gaussian = noise.make_noise("gaussian", low, high, sigma=0.1, seed=0, dtype="float64", units=units)
+    np.testing.assert_allclose(gaussian.scale.numpy(), expected_std)
+    smoothing = noise.ClippedGaussian(low, high, 0.1, 0.5, seed=0, dtype="float64", units=units)
+    np.testing.assert_allclose(smoothing.limit.numpy(), 5 * np.array(expected_std))
+    assert np.all(np.abs(smoothing.sample(1000).numpy()) <= smoothing.limit.numpy())
+
+
+@pytest.mark.parametrize("which", ["actor", "critic"])
+def test_fan_in_final_init(which):
+    """``fan-in``: the output layer like PyTorch's nn.Linear, U(+-1/sqrt(fan_in)) for kernel and bias."""
+    if which == "actor":
+        model = networks.build_actor(5, -np.ones(2), np.ones(2), (400, 300), seed=1, final_init="fan-in")
+    else:
+        model = networks.build_critic(5, 2, (400, 300), seed=1, final_init="fan-in")
+    final = _dense_layers(model)[-1]
+    limit = 1.0 / np.sqrt(300)
+    for w in (final.kernel.numpy(), final.bias.numpy()):
+        assert np.all(np.abs(w) <= limit) and np.max(np.abs(w)) > 0.5 * limit > 3e-3
+
+
+def test_presets_resolve_environment_dependent_values():
+    from ddpg_tf.config import preset_config
+
+    # TD3 paper: 10k random steps on HalfCheetah and Ant, 1k elsewhere.
+    assert preset_config("td3", "Ant-v5").learning_starts == 10_000
+    assert preset_config("td3", "InvertedPendulum-v5").learning_starts == 1_000
+    assert preset_config("td3", "Hopper-v5").env_id == "Hopper-v5"
+    td3 = PRESETS["td3"]
+    values = (td3.noise_units, td3.adam_epsilon, td3.adam_epsilon_placement, td3.final_init,
+              td3.train_during_warmup, td3.update_schedule, td3.batch_size, td3.actor_hidden)
+    assert values == ("absolute", 1e-8, "torch", "fan-in", True, "episode-end", 100, (400, 300))
+    # SB3 + zoo: zoo's MuJoCo defaults on Hopper, SB3's constructor defaults where zoo has no entry.
+    hopper = preset_config("td3-sb3", "Hopper-v5")
+    assert (hopper.learning_starts, hopper.noise, hopper.batch_size) == (10_000, "gaussian", 256)
+    bare = preset_config("td3-sb3", "InvertedPendulum-v5")
+    assert (bare.learning_starts, bare.noise, bare.batch_size) == (100, "none", 256)
+    pendulum = preset_config("ddpg-sb3", "Pendulum-v1")
+    values = (pendulum.gamma, pendulum.buffer_size, pendulum.twin_critics, pendulum.target_noise)
+    assert values == (0.98, 200_000, False, 0.0)
+    for name in PRESETS:  # each entry holds the values for its own environment
+        assert preset_config(name) == PRESETS[name]
+    with pytest.raises(ConfigError):
+        preset_config("td4")

@@ -133,7 +133,10 @@ def test_td3_preset_is_the_papers_settings():
     td3, ddpg = PRESETS["td3"], PRESETS["ddpg-mujoco"]
     td3_settings = (td3.twin_critics, td3.policy_delay, td3.target_noise, td3.target_noise_clip)
     assert td3_settings == (True, 2, 0.2, 0.5)
-    assert td3.replace(twin_critics=False, policy_delay=1, target_noise=0.0) == ddpg
+    # TD3 = "Our DDPG" with its three changes, in the authors' code's units and schedule.
+    assert td3.replace(twin_critics=False, policy_delay=1, target_noise=0.0, noise_units="half-range",
+                       adam_epsilon=1e-7, adam_epsilon_placement="tensorflow", final_init="uniform-3e-3",
+                       train_during_warmup=False, update_schedule="every-step") == ddpg
     assert (ddpg.actor_hidden, ddpg.batch_size, ddpg.actor_lr, ddpg.critic_lr, ddpg.tau) == (
         (400, 300), 100, 1e-3, 1e-3, 5e-3)
     for name in ("pendulum", "ddpg-paper", "ddpg-mujoco"):
@@ -364,3 +367,36 @@ def test_td3_run_logs_every_tag(tmp_path):
                                 policy_delay=2, target_noise=0.2))
     tags = set(read_events(result.run_dir))
     assert REQUIRED_TAGS | {"loss/critic2", "grad/critic2_norm"} <= tags, REQUIRED_TAGS - tags
+
+
+TD3_PAPER_OPTIONS = dict(twin_critics=True, policy_delay=2, target_noise=0.2, noise_units="absolute",
+                         adam_epsilon=1e-8, adam_epsilon_placement="torch", final_init="fan-in",
+                         train_during_warmup=True, update_schedule="episode-end")
+"""The options of the ``td3`` preset that reproduce the TD3 authors' code."""
+
+
+def test_td3_authors_schedule_counts_updates_and_resumes_exactly(tmp_path):
+    """Episode-end updates with training during the warm-up (200 random steps, Pendulum's
+    200-step episodes): the first episode ends at step 200 and is followed by 200 updates on
+    the all-random buffer; the checkpoint at 300 cuts the second episode (a cut runs no
+    updates), the third ends at 500 (200 more); the cut at 600 runs none. The run resumed from
+    step 300 is the uninterrupted one."""
+    common = dict(checkpoint_every=300, eval_every=300, jit_compile=False, **TD3_PAPER_OPTIONS)
+    full = train(small_config(tmp_path, "full", **common))
+    assert int(full.agent.updates.numpy()) == 400
+    train(small_config(tmp_path, "split", total_steps=300, **common))
+    resumed = train(small_config(tmp_path, "split", total_steps=600, resume=True, **common),
+                    given={"total_steps", "resume"})
+    models = ("actor", "critic", "critic2", "actor_target", "critic_target", "critic2_target")
+    assert_same_weights(model_weights(*(getattr(resumed.agent, m) for m in models)),
+                        model_weights(*(getattr(full.agent, m) for m in models)))
+    assert resumed.evaluations == [e for e in full.evaluations if e[0] > 300]
+
+
+def test_training_during_warmup_every_step(tmp_path):
+    """every-step with train_during_warmup: one update per step from the first stored
+    transition on (batches drawn with replacement), against learning_starts + 1 without."""
+    settings = dict(total_steps=220, eval_every=0, jit_compile=False, actor_hidden=(8,), critic_hidden=(8,))
+    on = train(small_config(tmp_path, "on", train_during_warmup=True, **settings))
+    off = train(small_config(tmp_path, "off", **settings))
+    assert (int(on.agent.updates.numpy()), int(off.agent.updates.numpy())) == (220, 20)

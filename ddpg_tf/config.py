@@ -309,7 +309,7 @@ class Config:
                                   f"{', '.join(choices)}")
         if self.update_schedule == "episode-end" and self.num_envs != 1:
             raise ConfigError("--update-schedule episode-end needs --num-envs 1 (episodes of several "
-                              "copies do not end together)")
+                              "copies do not end together); use --update-schedule every-step")
         if self.noise == "param" and not self.noise_sigma > 0:
             raise ConfigError("--noise param needs a positive --noise-sigma (the target action distance)")
         if self.num_envs > 1:

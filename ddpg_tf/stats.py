@@ -106,15 +106,16 @@ def mean_ci(values: Sequence[float] | np.ndarray, resamples: int = RESAMPLES,
 
 
 def compare(a: Mapping[int, float], b: Mapping[int, float], resamples: int = RESAMPLES,
-            confidence: float = CONFIDENCE, seed: int = SEED) -> Comparison:
+            confidence: float = CONFIDENCE, seed: int = SEED, paired: bool | None = None) -> Comparison:
     """Difference of means B − A of per-seed values ``{seed: value}``, with its bootstrap interval.
 
     Paired over seeds when ``a`` and ``b`` hold the same seeds, unpaired otherwise (see the
-    module docstring for the verdicts).
+    module docstring for the verdicts); ``paired=False`` forces the unpaired design, for samples
+    whose seed numbers do not mean the same run (two libraries seed differently).
     """
     if not a or not b:
         raise ValueError("both samples need at least one value")
-    paired = set(a) == set(b)
+    paired = set(a) == set(b) if paired is None else paired and set(a) == set(b)
     nan = math.nan
     if paired:
         seeds = sorted(a)

@@ -131,6 +131,7 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "envs": _as_names,
     "presets": _as_names,
     "styles": _as_names,
+    "libraries": _as_names,
     "seeds": _as_seeds,
     "total_steps": lambda n, v: _as_int(n, v, 1),
     "eval_every": lambda n, v: _as_int(n, v, 0),
@@ -171,7 +172,8 @@ def load_spec_file(path: Path) -> dict[str, Any]:
     return values
 
 
-_METAVARS = {"envs": "ID,ID", "presets": "NAME,NAME", "styles": "STYLE,STYLE", "seeds": "SEEDS",
+_METAVARS = {"envs": "ID,ID", "presets": "NAME,NAME", "styles": "STYLE,STYLE", "libraries": "LIB,LIB",
+             "seeds": "SEEDS",
              "total_steps": "N", "eval_every": "N", "eval_episodes": "N", "budgets": "N,N", "out": "DIR",
              "parallel": "N", "backend": "{local,ray}", "ray_address": "ADDR", "cpus_per_trial": "X"}
 

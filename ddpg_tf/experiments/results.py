@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from ddpg_tf import stats
-from ddpg_tf.experiments.spec import ExperimentSpec
-from ddpg_tf.experiments.trials import read_evaluations, trials_of
+from ddpg_tf.experiments.spec import SB3_VARIANT, ExperimentSpec
+from ddpg_tf.experiments.trials import read_evaluations, trials_of, variants_of
 
 
 @dataclass
 class Group:
-    """The trials of one env × preset and their evaluation returns."""
+    """The trials of one env × preset and their evaluation returns, per variant: the ddpg-tf
+    styles and, with the ``sb3`` library, ``sb3``."""
 
     env: str
     preset: str
@@ -28,7 +29,8 @@ def collect(spec: ExperimentSpec, out: Path) -> tuple[list[tuple[str, ...]], lis
     """Every evaluation row of every trial (curves.csv rows) and the values grouped by
     env × preset × style × seed; rows after ``total_steps`` are left out."""
     rows: list[tuple[str, ...]] = []
-    groups = {(env, preset): Group(env, preset, spec.styles) for env in spec.envs for preset in spec.presets}
+    variants = variants_of(spec)
+    groups = {(env, preset): Group(env, preset, variants) for env in spec.envs for preset in spec.presets}
     for trial in trials_of(spec):
         group = groups[(trial.env, trial.preset)]
         curve = group.values.setdefault(trial.style, {})
@@ -62,7 +64,10 @@ def group_stats(group: Group, budgets: Sequence[int]) -> dict[str, Any]:
         for b in group.styles[i + 1:]:
             for budget in budgets:
                 if at[(a, budget)] and at[(b, budget)]:
-                    c = stats.compare(at[(a, budget)], at[(b, budget)])
+                    # Seed k of SB3 and seed k of ddpg-tf are unrelated runs: never paired.
+                    same_library = (a == SB3_VARIANT) == (b == SB3_VARIANT)
+                    c = stats.compare(at[(a, budget)], at[(b, budget)],
+                                      paired=None if same_library else False)
                     comparisons.append({"a": a, "b": b, "budget": budget, "design": c.design, "n_a": c.n_a,
                                         "n_b": c.n_b, "difference": c.difference, "ci": [c.low, c.high],
                                         "verdict": c.verdict})

@@ -13,10 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ddpg_tf.config import ACTOR_UPDATES, PRESETS
+import numpy as np
+
+from ddpg_tf.config import ACTOR_UPDATES, PRESETS, preset_config
 from ddpg_tf.errors import ConfigError, UsageError
+from ddpg_tf.experiments.sb3 import sb3_settings
 
 DEFAULT_BUDGETS = 5
+LIBRARIES = ("ddpg-tf", "sb3")
+"""The libraries a grid can run: this one, and Stable-Baselines3 (the ``bench`` extra)."""
+SB3_VARIANT = "sb3"
+"""How SB3 trials are labelled where ddpg-tf trials show their actor-update style."""
 """Number of evenly spaced evaluation steps the summary reports when no budgets are given."""
 
 
@@ -34,6 +41,10 @@ class ExperimentSpec:
     """Presets of ddpg_tf.config.PRESETS each trial starts from (comma-separated)."""
     styles: tuple[str, ...] = ("direct", "chain-rule")
     """Actor-update styles to compare (comma-separated); every pair is compared as later − earlier."""
+    libraries: tuple[str, ...] = ("ddpg-tf",)
+    """Libraries to run each env × preset × seed with (comma-separated): `ddpg-tf` (every style)
+    and `sb3` (Stable-Baselines3's TD3 with the same resolved Config and evaluation protocol;
+    `pip install -e '.[bench]'`); the reports compare them like styles, unpaired."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Seeds, such as `0,1,2` or `0-4` or `0-2,7`; every env × preset × style runs each seed."""
     total_steps: int = 10_000
@@ -111,11 +122,21 @@ def validate(spec: ExperimentSpec) -> None:
                             f"steps and the final step {spec.total_steps})")
     if spec.cpus_per_trial <= 0:
         raise SpecError(f"--cpus-per-trial must be positive, got {spec.cpus_per_trial}")
-    for preset in spec.presets:
-        for style in spec.styles:
-            try:
-                PRESETS[preset].replace(actor_update=style, total_steps=spec.total_steps,
-                                        eval_every=spec.eval_every, eval_episodes=spec.eval_episodes,
-                                        seed=spec.seeds[0], **spec.overrides).validate()
-            except ConfigError as exc:
-                raise SpecError(f"preset {preset}, style {style}: {exc}") from None
+    for library in spec.libraries:
+        if library not in LIBRARIES:
+            raise SpecError(f"unknown library {library!r}; choose from {', '.join(LIBRARIES)}")
+    for env in spec.envs:
+        for preset in spec.presets:
+            base = preset_config(preset, env).replace(
+                total_steps=spec.total_steps, eval_every=spec.eval_every, eval_episodes=spec.eval_episodes,
+                seed=spec.seeds[0])
+            for style in spec.styles:
+                try:
+                    config = base.replace(actor_update=style, **spec.overrides).validate()
+                except ConfigError as exc:
+                    raise SpecError(f"preset {preset}, style {style}: {exc}") from None
+            if SB3_VARIANT in spec.libraries:
+                try:  # the bound-independent checks; absolute noise is checked in the trial
+                    sb3_settings(config.replace(actor_update="direct"), -np.ones(1), np.ones(1))
+                except ConfigError as exc:
+                    raise SpecError(f"library sb3, env {env}, preset {preset}: {exc}") from None

@@ -1,6 +1,9 @@
 """The trials of a grid: which to run, their command lines, and one trial's process start to end.
 
-Each env × preset × style × seed is one trial named ``{env}__{preset}__{style}__seed{k}``. A
+Each env × preset × style × seed is one trial named ``{env}__{preset}__{style}__seed{k}``; with
+the ``sb3`` library in the spec, each env × preset × seed also runs Stable-Baselines3 as the
+trial ``{env}__{preset}__sb3__seed{k}`` (:mod:`ddpg_tf.experiments.sb3`; same flags, an SB3
+trial keeps no checkpoint and restarts when interrupted). A
 trial is one run of the training CLI (:func:`ddpg_tf.cli.main`) in a fresh Python process, so
 TensorFlow's state and thread pools are never shared; its run directory is ``OUT/runs/NAME``
 and its output goes to ``OUT/logs/NAME.log``. Running the same command again skips finished
@@ -29,9 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ddpg_tf.config import env_dependent_values
 from ddpg_tf.errors import EXIT_INTERRUPTED
 from ddpg_tf.experiments.overrides import CONFIG_FIELDS, override_flags
-from ddpg_tf.experiments.spec import ExperimentSpec
+from ddpg_tf.experiments.spec import LIBRARIES, SB3_VARIANT, ExperimentSpec
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 """The directory holding the ``ddpg_tf`` package; put on each trial's ``PYTHONPATH``."""
@@ -41,6 +45,8 @@ STOP_GRACE_SECONDS = 30.0
 """How long interrupted trials get to exit on their own before they are killed."""
 _CHILD_CODE = ("import sys; from ddpg_tf.experiments.trials import run_training_child; "
                "sys.exit(run_training_child(sys.argv[1:]))")
+_SB3_CHILD_CODE = ("import sys; from ddpg_tf.experiments.trials import run_training_child; "
+                   "sys.exit(run_training_child(sys.argv[1:], library='sb3'))")
 _PARENT_PID_VAR = "DDPG_TF_EXPERIMENT_PARENT"
 
 
@@ -51,7 +57,13 @@ class Trial:
     env: str
     preset: str
     style: str
+    """The actor-update style; ``sb3`` for a Stable-Baselines3 trial (its label in the reports)."""
     seed: int
+
+    @property
+    def library(self) -> str:
+        """``ddpg-tf`` or ``sb3``."""
+        return LIBRARIES[1] if self.style == SB3_VARIANT else LIBRARIES[0]
 
     @property
     def name(self) -> str:
@@ -64,10 +76,16 @@ def safe_env(env_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", env_id)
 
 
+def variants_of(spec: ExperimentSpec) -> tuple[str, ...]:
+    """What the reports compare within an env × preset: the ddpg-tf styles, then ``sb3``."""
+    ours = spec.styles if LIBRARIES[0] in spec.libraries else ()
+    return ours + ((SB3_VARIANT,) if SB3_VARIANT in spec.libraries else ())
+
+
 def trials_of(spec: ExperimentSpec) -> list[Trial]:
-    """Every trial of the grid, in env, preset, style, seed order."""
-    return [Trial(env, preset, style, seed) for env in spec.envs for preset in spec.presets
-            for style in spec.styles for seed in spec.seeds]
+    """Every trial of the grid, in env, preset, variant (styles, then SB3), seed order."""
+    return [Trial(env, preset, variant, seed) for env in spec.envs for preset in spec.presets
+            for variant in variants_of(spec) for seed in spec.seeds]
 
 
 # --- what a run directory holds ---------------------------------------------------------------
@@ -158,22 +176,29 @@ def _saved_config(run_dir: Path) -> dict[str, Any]:
 
 
 def trial_command(spec: ExperimentSpec, trial: Trial, out: Path, threads: int, resume: bool) -> list[str]:
-    """The command line of one trial: the training CLI in a fresh Python process."""
-    flags = ["--preset", trial.preset, "--env-id", trial.env, "--actor-update", trial.style,
+    """The command line of one trial: the training CLI in a fresh Python process (for SB3, the
+    same flags to :func:`ddpg_tf.experiments.sb3.run_sb3_child`). The preset's values that
+    depend on the environment are passed as flags, so every trial runs the preset as
+    ``preset_config(preset, env)`` resolves it; overrides come after them and win."""
+    sb3 = trial.library == "sb3"
+    flags = ["--preset", trial.preset, "--env-id", trial.env,
+             "--actor-update", "direct" if sb3 else trial.style,
              "--seed", str(trial.seed), "--total-steps", str(spec.total_steps),
              "--eval-every", str(spec.eval_every), "--eval-episodes", str(spec.eval_episodes),
              "--logdir", str(out / "runs"), "--run-name", trial.name, "--no-progress"]
+    flags += override_flags(env_dependent_values(trial.preset, trial.env))
     if "threads" in CONFIG_FIELDS and "threads" not in spec.overrides:
         flags += ["--threads", str(threads)]
     flags += override_flags(spec.overrides)
-    if resume:
+    if resume and not sb3:
         flags.append("--resume")
-    return [sys.executable, "-c", _CHILD_CODE, *flags]
+    return [sys.executable, "-c", _SB3_CHILD_CODE if sb3 else _CHILD_CODE, *flags]
 
 
 # --- one trial's process -------------------------------------------------------------------------
-def run_training_child(argv: Sequence[str]) -> int:
-    """Entry point of a trial's process: end with the launcher, then run the training CLI."""
+def run_training_child(argv: Sequence[str], library: str = "ddpg-tf") -> int:
+    """Entry point of a trial's process: end with the launcher, then run the training CLI (or,
+    for ``library="sb3"``, Stable-Baselines3 with the same flags)."""
     expected_parent = os.environ.pop(_PARENT_PID_VAR, "")
     if sys.platform.startswith("linux"):
         import ctypes
@@ -185,6 +210,10 @@ def run_training_child(argv: Sequence[str]) -> int:
             pass
     if expected_parent and str(os.getppid()) != expected_parent:
         return EXIT_INTERRUPTED  # the launcher was gone before we could follow it
+    if library == "sb3":
+        from ddpg_tf.experiments.sb3 import run_sb3_child  # SB3 and PyTorch only in this process
+
+        return run_sb3_child(list(argv), EVAL_HEADER)
     from ddpg_tf.cli import main  # only here: the runner itself never imports TensorFlow
 
     return main(list(argv))

@@ -1,4 +1,5 @@
-"""What the SB3 comparison measures: its cases, the settings both libraries share, the presets.
+"""What the comparison measures: the libraries (ddpg-tf and its peers), its cases, the settings
+every library shares, the presets.
 
 See ``bench_sb3.py``'s docstring for why each setting is what it is.
 """
@@ -7,8 +8,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LIBS = ("ddpg_tf", "sb3")
-LIB_LABEL = {"ddpg_tf": "ddpg-tf", "sb3": "SB3"}
+
+@dataclass(frozen=True)
+class Library:
+    """One library in the comparison: ddpg-tf, or a peer run through Stable-Baselines3's API."""
+
+    key: str
+    """Its name in worker kinds (``sb3/e2e``), in ``--peers`` and in the JSON."""
+    label: str
+    """Its name in the report."""
+    requires: tuple[str, ...]
+    """Modules that must be importable for its workers to run (checked without importing)."""
+    bare_imports: tuple[str, ...]
+    """What its bare-import worker imports: the frameworks under the library, nothing of it."""
+    versions: tuple[tuple[str, str], ...]
+    """(distribution, name in the report) of the versions the report's first line gives."""
+    extra: str
+    """The setup.cfg extra that installs it."""
+    blocked: tuple[str, ...]
+    """Modules its workers make unimportable: optional imports of another framework that would
+    ride along idle (TensorFlow in the peers through ``torch.utils.tensorboard``; JAX, where it
+    is installed, in ddpg-tf through ``tensorflow.lite``: about 70 MiB and a second of import)."""
+
+
+LIBRARIES: dict[str, Library] = {lib.key: lib for lib in (
+    Library("ddpg_tf", "ddpg-tf", ("tensorflow", "keras"), ("tensorflow", "keras"),
+            (("tensorflow", "TensorFlow"),), "", ("jax",)),
+    Library("sb3", "SB3", ("stable_baselines3", "torch"), ("torch",),
+            (("torch", "torch"), ("stable-baselines3", "Stable-Baselines3")), "bench", ("tensorflow",)),
+    # SBX runs on SB3's classes (buffer, callbacks, learn loop), so it imports PyTorch too.
+    Library("sbx", "SBX", ("sbx", "jax", "flax", "optax", "stable_baselines3", "torch"),
+            ("jax", "torch"), (("jax", "jax"), ("sbx-rl", "SBX")), "sbx", ("tensorflow",)),
+)}
+LIBS = tuple(LIBRARIES)
+PEERS = LIBS[1:]
+"""The libraries ddpg-tf is compared with (``--peers``), in report order."""
+LIB_LABEL = {key: lib.label for key, lib in LIBRARIES.items()}
 METRICS = ("e2e", "update", "act", "e2e_vec")
 VALUE_KEY = {"e2e": "env_steps_per_s", "update": "updates_per_s", "act": "ms_per_action",
              "e2e_vec": "vec_env_steps_per_s"}
@@ -17,7 +52,7 @@ VALUE_KEY = {"e2e": "env_steps_per_s", "update": "updates_per_s", "act": "ms_per
 
 @dataclass(frozen=True)
 class Case:
-    """One benchmark configuration; both libraries get exactly these settings."""
+    """One benchmark configuration; every library gets exactly these settings."""
 
     name: str
     env_id: str
@@ -66,6 +101,11 @@ QUICK = {"repeats": 1, "learning_starts": 64, "warmup_steps": 20, "log_every": 2
 """``--quick``: tiny settings to check the machinery (the numbers mean nothing)."""
 OTHER_LOAD_WARNING = 0.3
 """CPUs kept busy by other processes during a worker above which the report warns."""
+SPREAD_FLAG = 0.10
+"""ddpg-tf's run-to-run spread (max - min) / median of a case's measurement above which the
+report flags it, with the other-process load measured during those runs."""
+MIN_REPEATS = 3
+"""Fewer repeats than this and the report warns that min / median / max say little."""
 
 PER_CALL = "agent.train_on_replay()"
 """ddpg-tf's per-step update call, also timed by the update-only worker (extra rows)."""

@@ -1,12 +1,13 @@
 """Memory measurements: the peak resident memory of a process, the peak memory of a compiled
-call (:class:`PeakMemory`), and the footprint of a filled replay buffer (a worker of its own,
-see ``runner``)."""
+call (:class:`PeakMemory`), the footprint of a filled replay buffer and that of the bare
+frameworks (workers of their own, see ``runner``)."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import gc
+import importlib
 import math
 import resource
 import sys
@@ -201,3 +202,12 @@ def worker_buffer(spec: dict[str, Any]) -> dict[str, Any]:
         "overhead_beyond_arrays_mib": round(peak - baseline - arrays_mib, 1),
         "sample_ok": sample_ok,
     }
+
+
+# --- the frameworks alone ----------------------------------------------------------------------
+def worker_bare_import(spec: dict[str, Any]) -> dict[str, Any]:
+    """Import ``spec["modules"]`` (e.g. tensorflow and keras) and nothing else: the worker's
+    peak RSS (added by the runner) is the footprint a library on those frameworks starts from."""
+    for name in spec["modules"]:
+        importlib.import_module(name)
+    return {"modules": list(spec["modules"]), "rss_mib": round(status_mib("VmRSS"), 1)}

@@ -1,12 +1,14 @@
-"""How the SB3 comparison runs: every measurement in a fresh worker process (``bench_sb3.py
---worker KIND SPEC``, which prints its result as one JSON line), interleaved ddpg-tf / SB3 per
-case, repeat and metric; the parent notes how busy the rest of the machine was meanwhile and
-gathers the results into the report (summaries: ``report``)."""
+"""How the comparison runs: every measurement in a fresh worker process (``bench_sb3.py
+--worker KIND SPEC``, which prints its result as one JSON line), interleaved ddpg-tf / SB3 /
+SBX per case, repeat and metric, after each library's bare-import baseline; the parent notes how
+busy the rest of the machine was meanwhile and gathers the results into the report (summaries:
+``report``)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import math
 import os
@@ -20,11 +22,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import memory, workers_ddpg_tf, workers_sb3
-from benchmarks.cases import (CASES, FULL, GAMMA, LEARNING_RATE, LIB_LABEL, LIBS, METRICS, NOISE_SIGMA,
-                              QUICK, TAU, VALUE_KEY, Case)
+from benchmarks import memory, workers_ddpg_tf, workers_sb3, workers_sbx
+from benchmarks.cases import (CASES, FULL, GAMMA, LEARNING_RATE, LIB_LABEL, LIBRARIES, METRICS, MIN_REPEATS,
+                              NOISE_SIGMA, PEERS, QUICK, TAU, VALUE_KEY, Case)
 from benchmarks.flops import worker_peak
-from benchmarks.report import load_warning, summarize_case, summarize_peak
+from benchmarks.report import load_warning, summarize_bare, summarize_case, summarize_memory, summarize_peak
 from benchmarks.timing import cpus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,31 +34,50 @@ ENTRY = Path(__file__).resolve().with_name("bench_sb3.py")
 """The command line a worker process runs (with ``--worker``)."""
 RESULT_MARK = "BENCH_SB3_RESULT "
 
+WORKER_MODULES = {"ddpg_tf": workers_ddpg_tf, "sb3": workers_sb3, "sbx": workers_sbx}
+"""Where each library's timed workers (``worker_e2e``, ``worker_update``, ...) live."""
 WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "ddpg_tf/e2e": workers_ddpg_tf.worker_e2e, "ddpg_tf/update": workers_ddpg_tf.worker_update,
-    "ddpg_tf/act": workers_ddpg_tf.worker_act, "sb3/e2e": workers_sb3.worker_e2e,
-    "sb3/update": workers_sb3.worker_update, "sb3/act": workers_sb3.worker_act, "peak": worker_peak,
-    "memory": memory.worker_buffer, "ddpg_tf/e2e_vec": workers_ddpg_tf.worker_e2e_vec,
-    "sb3/e2e_vec": workers_sb3.worker_e2e_vec,
+    **{f"{lib}/{metric}": getattr(module, f"worker_{metric}")
+       for lib, module in WORKER_MODULES.items() for metric in METRICS},
+    **{f"{lib}/bare": memory.worker_bare_import for lib in LIBRARIES},
+    "peak": worker_peak, "memory": memory.worker_buffer,
 }
-"""Each worker kind's measurement."""
+"""Each worker kind's measurement: ``LIB/METRIC``, ``LIB/bare`` (the frameworks' import alone),
+``peak`` (matmul rate) and ``memory`` (a filled replay buffer)."""
+
+
+def missing_modules(lib: str) -> list[str]:
+    """The modules ``lib`` needs that are not installed (found without importing them)."""
+    return [m for m in LIBRARIES[lib].requires if importlib.util.find_spec(m) is None]
+
+
+def install_hint(lib: str) -> str:
+    """Why ``lib`` cannot run and how to install it."""
+    return (f"not installed ({', '.join(missing_modules(lib))} missing; "
+            f"pip install -e '.[{LIBRARIES[lib].extra}]')")
 
 
 # --- a worker --------------------------------------------------------------------------------
 def run_worker(kind: str, spec: dict[str, Any]) -> None:
     """Worker entry point: run one measurement and print its JSON result on one line, with the
-    process's peak RSS, its OS threads and which of TensorFlow and PyTorch it loaded."""
-    if kind.startswith("sb3/"):
-        # torch.utils.tensorboard (imported by SB3) would import TensorFlow as an idle passenger;
-        # an entry of None in sys.modules makes that import fail, and tensorboard then uses its stub.
-        sys.modules.setdefault("tensorflow", None)  # type: ignore[arg-type]
+    process's peak RSS, its OS threads and which of TensorFlow, PyTorch and JAX it loaded."""
+    lib, _, metric = kind.partition("/")
+    if lib not in LIBRARIES:
+        lib = "ddpg_tf"  # peak, memory: TensorFlow workers
+    for name in LIBRARIES[lib].blocked:
+        # An entry of None in sys.modules makes that import fail; the optional imports that would
+        # load another framework as an idle passenger (torch.utils.tensorboard -> TensorFlow in
+        # the peers; tensorflow.lite -> JAX in ddpg-tf) then fall back to doing without it.
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     threads = spec.get("threads")
-    if threads and kind.startswith("sb3/"):
+    if not threads or metric == "bare" or kind == "memory":
+        pass  # library defaults; a bare import imports nothing else
+    elif lib in PEERS:  # SB3 is PyTorch; SBX keeps SB3's PyTorch buffer (XLA has no such setting)
         import torch
 
         torch.set_num_threads(threads)
         torch.set_num_interop_threads(threads)
-    elif threads and kind != "memory":
+    else:
         from ddpg_tf._quiet import tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -68,7 +89,7 @@ def run_worker(kind: str, spec: dict[str, Any]) -> None:
     threads_now = memory.proc_status("Threads")
     result["os_threads_at_end"] = -1 if threads_now is None else threads_now
     result["modules_loaded"] = {m: m in sys.modules and sys.modules[m] is not None
-                                for m in ("tensorflow", "torch")}
+                                for m in ("tensorflow", "torch", "jax")}
     print(RESULT_MARK + json.dumps(result), flush=True)
 
 
@@ -132,7 +153,7 @@ def machine_info() -> dict[str, Any]:
         pass
     versions = {}
     for dist in ("tensorflow", "keras", "tensorflow-probability", "torch", "stable-baselines3",
-                 "gymnasium", "mujoco", "numpy"):
+                 "jax", "jaxlib", "flax", "optax", "sbx-rl", "gymnasium", "mujoco", "numpy"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -167,7 +188,10 @@ def plan(args: argparse.Namespace, settings: dict[str, Any], case: Case) -> dict
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    """Run every worker (interleaved), gather raw results, medians and ratios."""
+    """Run every worker (interleaved), gather raw results, min / median / max and ratios.
+
+    ``args.peers``: the peers to run (installed ones); ``args.skipped_peers``: those left out,
+    each with the reason, recorded in the report."""
     settings = dict(QUICK if args.quick else FULL)
     for key in ("repeats", "e2e_steps", "updates", "learning_starts", "warmup_steps"):
         value = getattr(args, key)
@@ -175,20 +199,27 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             settings[key] = value
     cases = [CASES[name] for name in args.cases]
     metrics = METRICS if args.num_envs > 1 else METRICS[:-1]
+    libs = ("ddpg_tf", *args.peers)
+    repeats = settings["repeats"]
     report: dict[str, Any] = {
-        "benchmark": "bench_sb3", "schema": 1, "quick": bool(args.quick),
+        "benchmark": "bench_sb3", "schema": 2, "quick": bool(args.quick),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine_info(),
+        "machine": machine_info(), "libs": list(libs), "skipped_peers": dict(args.skipped_peers),
         "settings": {**settings, "learning_rate": LEARNING_RATE, "tau": TAU, "gamma": GAMMA,
                      "noise": f"gaussian sigma {NOISE_SIGMA} x half action range",
                      "train_freq": 1, "gradient_steps": 1, "critic_action_layer": 0,
-                     "order": "per case, per repeat, per metric: ddpg-tf then SB3",
+                     "order": "bare imports per repeat, then per case, per repeat, per metric: "
+                              + " then ".join(LIB_LABEL[lib] for lib in libs),
                      "threads": args.threads or "library defaults",
                      "ddpg_tf_overrides": args.ddpg_tf_set, "num_envs": args.num_envs},
         "peak_matmul": {"runs": []}, "cases": {}, "threads": {}, "errors": [], "warnings": [],
     }
+    if repeats < MIN_REPEATS:
+        report["warnings"].append(f"{repeats} repeat(s): min / median / max need at least {MIN_REPEATS}.")
+    for peer, why in args.skipped_peers.items():
+        print(f"{LIB_LABEL[peer]} skipped: {why}", flush=True)
     busy: list[tuple[str, float]] = []
-    total_workers = len(cases) * (1 + settings["repeats"] * len(metrics) * len(LIBS)) + 1
+    total_workers = repeats * len(libs) + len(cases) * (1 + repeats * len(metrics) * len(libs)) + 1
     done = 0
 
     def run(kind: str, spec: dict[str, Any], what: str) -> dict[str, Any]:
@@ -199,14 +230,21 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             report["errors"].append({"what": what, "error": result["error"]})
             print(f"[{done}/{total_workers}] {what}: FAILED\n{result['error']}", flush=True)
         else:
-            value = next((result[k] for k in (*VALUE_KEY.values(), "gflops_best", "arrays_mib")
-                          if k in result), None)
+            value = next(result[k] for k in (*VALUE_KEY.values(), "gflops_best", "arrays_mib", "peak_rss_mib")
+                         if k in result)
             busy.append((what, result["other_busy_cpus"]))
             print(f"[{done}/{total_workers}] {what}: {value:.4g}  ({result['process_wall_s']:.1f} s, "
                   f"peak RSS {result['peak_rss_mib']:.0f} MiB, other processes busy "
                   f"{result['other_busy_cpus']:.2f} CPUs)", flush=True)
         return result
 
+    bare: dict[str, list[dict[str, Any]]] = {lib: [] for lib in libs}
+    for r in range(repeats):
+        for lib in libs:
+            modules = LIBRARIES[lib].bare_imports
+            what = f"bare import r{r + 1} {LIB_LABEL[lib]} ({', '.join(modules)}), peak RSS MiB"
+            bare[lib].append(run(f"{lib}/bare", {"modules": list(modules)}, what))
+    report["bare_import"] = summarize_bare(bare)
     for case in cases:
         peak = run("peak", {"n": settings["matmul_n"], "reps": settings["matmul_reps"],
                             "threads": args.threads},
@@ -214,10 +252,10 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         if "error" not in peak:
             report["peak_matmul"]["runs"].append(peak)
         case_plan = plan(args, settings, case)
-        raw: dict[str, dict[str, list[dict[str, Any]]]] = {lib: {m: [] for m in metrics} for lib in LIBS}
-        for r in range(settings["repeats"]):
+        raw: dict[str, dict[str, list[dict[str, Any]]]] = {lib: {m: [] for m in metrics} for lib in libs}
+        for r in range(repeats):
             for metric in metrics:
-                for lib in LIBS:
+                for lib in libs:
                     spec = {**case_plan, "seed": 1 + r}
                     if metric == "e2e_vec":
                         spec["vector_envs"] = args.num_envs
@@ -231,6 +269,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                  f"memory: ReplayBuffer({settings['memory_capacity']}, 17, 6) filled")
     report["memory"] = {"env_id": "HalfCheetah-v5", **buffer}
     summarize_peak(report, settings["matmul_n"])
+    summarize_memory(report)
     report["machine"]["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     warning = load_warning(busy)
     if warning:

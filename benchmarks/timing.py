@@ -1,4 +1,4 @@
-"""What the timed workers of both libraries share: clocks, timing windows, end-to-end rates and
+"""What the timed workers of every library share: clocks, timing windows, end-to-end rates and
 the thread settings they ran with."""
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def cpus() -> int:
 
 def thread_env() -> dict[str, str]:
     """The thread-count environment variables that are set."""
-    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+             "XLA_FLAGS")
     return {k: os.environ[k] for k in names if k in os.environ}
 
 

@@ -178,8 +178,8 @@ def run_gradcheck(*, env_id: str | None = None, obs_dim: int | None = None, acti
 
     if source is None:  # fresh networks, initialised in float32 as in training
         source = spec.build(source_dtype, seed)
-        nets_source = (f"fresh initialisation as in training (actor seed {seed}, critic seed {seed + 5000}), "
-                       "float32 weights cast for float64")
+        nets_source = (f"fresh initialisation as in training (root seed {seed}: the actor_init and "
+                       "critic_init streams), float32 weights cast for float64")
 
     results: list[dict[str, Any]] = []
     for dtype in dtypes:

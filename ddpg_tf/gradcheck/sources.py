@@ -35,14 +35,15 @@ class NetSpec:
 
     def build(self, dtype: str, seed: int) -> tuple[keras.Model, keras.Model]:
         """Fresh networks initialised as :class:`ddpg_tf.agent.DDPGAgent` does."""
+        from ddpg_tf.config import stream_seed
         from ddpg_tf.networks import build_actor, build_critic
 
         actor = build_actor(self.obs_dim, np.array(self.action_low), np.array(self.action_high),
                             self.actor_hidden, output=self.actor_output, layer_norm=self.layer_norm,
-                            seed=seed, dtype=dtype)
+                            seed=stream_seed(seed, "actor_init"), dtype=dtype)
         critic = build_critic(self.obs_dim, self.action_dim, self.critic_hidden,
                               action_layer=self.critic_action_layer, layer_norm=self.layer_norm,
-                              seed=seed + 5000, dtype=dtype)
+                              seed=stream_seed(seed, "critic_init"), dtype=dtype)
         return actor, critic
 
 

@@ -81,40 +81,47 @@ class Callback:
         return None
 
     def on_training_end(self, model: DDPG) -> None:
-        """At the end of each ``learn`` call (also after a stop or an error)."""
+        """At the end of each ``learn`` call (also after a stop, an error or an interrupt)."""
 
 
 class CallbackList(Callback):
-    """Several callbacks called in order; stops when any returns False."""
+    """Several callbacks called in order; stops when any returns False.
+
+    An exception from one callback does not keep the others from being called for the same
+    event: the built-in ones still evaluate, checkpoint and log, and the loop's state stays at
+    a step boundary. The first exception is raised again afterwards, unchanged (with its own
+    traceback), so ``learn`` ends with the user's error and a later ``learn`` continues as if
+    the callback had returned None. ``KeyboardInterrupt`` is never held back."""
 
     def __init__(self, callbacks: Sequence[Callback]) -> None:
         self.callbacks = list(callbacks)
+
+    def _all(self, call: Callable[[Callback], bool | None]) -> bool:
+        go_on, first = True, None
+        for c in self.callbacks:
+            try:
+                go_on = call(c) is not False and go_on
+            except Exception as exc:  # noqa: BLE001  (raised again below, after the others ran)
+                first = first or exc
+        if first is not None:
+            raise first
+        return go_on
 
     def on_training_start(self, model: DDPG) -> None:
         for c in self.callbacks:
             c.on_training_start(model)
 
     def on_step(self, model: DDPG, info: StepInfo) -> bool:
-        go_on = True
-        for c in self.callbacks:
-            go_on = c.on_step(model, info) is not False and go_on
-        return go_on
+        return self._all(lambda c: c.on_step(model, info))
 
     def on_evaluation(self, model: DDPG, step: int, returns: np.ndarray) -> bool:
-        go_on = True
-        for c in self.callbacks:
-            go_on = c.on_evaluation(model, step, returns) is not False and go_on
-        return go_on
+        return self._all(lambda c: c.on_evaluation(model, step, returns))
 
     def on_checkpoint(self, model: DDPG, step: int, path: str) -> bool:
-        go_on = True
-        for c in self.callbacks:
-            go_on = c.on_checkpoint(model, step, path) is not False and go_on
-        return go_on
+        return self._all(lambda c: c.on_checkpoint(model, step, path))
 
     def on_training_end(self, model: DDPG) -> None:
-        for c in self.callbacks:
-            c.on_training_end(model)
+        self._all(lambda c: c.on_training_end(model))
 
 
 class Evaluation(Callback):

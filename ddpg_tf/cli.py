@@ -2,21 +2,34 @@
 
 Each dataclass field becomes a flag (``actor_lr`` -> ``--actor-lr``) whose help text is the
 field's docstring. ``--preset NAME`` picks a starting :class:`Config`; flags given explicitly
-override it. Usage errors print one line to stderr and exit with status 2.
+override it. ``--resume-from STEP`` (command line only) continues a run from an earlier
+checkpoint than its latest.
+
+Everything that can be checked before TensorFlow starts is: the flags, the run directory
+(exists, resumable, writable, room on its disk) and the environment id, so a mistake is
+reported within a second. Usage errors print one line to stderr and exit with status 2; a
+:class:`TrainingError` exits with 1. SIGINT and SIGTERM stop training at the next step
+boundary with a checkpoint, print one line with the command that continues the run and exit
+with 130 or 143.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
+import signal
 import sys
 import typing
 from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn
 
 from ddpg_tf.config import DEFAULT_PRESET, PRESETS, Config, field_docs
 from ddpg_tf.errors import (EXIT_INTERRUPTED, EXIT_TRAINING_ERROR, EXIT_USAGE, ConfigError, DDPGError,
-                             TrainingError, UsageError, exit_status, fail)
+                             Interrupted, StorageError, TrainingError, UsageError, exit_status, fail)
+from ddpg_tf.faults import fault_point
 
 
 
@@ -77,22 +90,44 @@ def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
             parser.add_argument(flag, type=int, metavar="N", **kwargs)
         else:
             parser.add_argument(flag, type=str, metavar="TEXT", **kwargs)
+    parser.add_argument("--resume-from", type=_step, metavar="STEP", dest="resume_from",
+                        help="with --resume: continue from checkpoint STEP instead of the latest (for "
+                             "when the latest is damaged); later checkpoints are moved to "
+                             "checkpoints/moved/, not deleted")
     return parser
 
 
-def parse_config(argv: Sequence[str] | None = None) -> tuple[Config, set[str]]:
-    """Parse ``argv`` into a validated :class:`Config` and the set of fields given explicitly.
+def _step(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a checkpoint's step (an integer >= 0), got {text!r}")
+    return value
+
+
+def parse_command_line(argv: Sequence[str] | None = None) -> tuple[Config, set[str], int | None]:
+    """Parse ``argv`` into a validated :class:`Config`, the set of fields given explicitly and
+    ``--resume-from`` (None if not given).
 
     Raises :class:`UsageError` for an invalid combination of values; argparse itself exits
     with status 2 for malformed flags.
     """
     ns = vars(build_parser().parse_args(argv))
     preset = ns.pop("preset")
+    resume_from = ns.pop("resume_from", None)
     try:
         config = PRESETS[preset].replace(**ns).validate()
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    return config, set(ns)
+    return config, set(ns), resume_from
+
+
+def parse_config(argv: Sequence[str] | None = None) -> tuple[Config, set[str]]:
+    """:func:`parse_command_line` without ``--resume-from``."""
+    config, given, _ = parse_command_line(argv)
+    return config, given
 
 
 def flag_table_markdown() -> str:
@@ -112,19 +147,62 @@ def flag_table_markdown() -> str:
     return "\n".join(rows) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``train.py``."""
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Entry point of ``train.py``; ``prog`` is how the printed resume command starts
+    (default: ``python`` and the script this process runs)."""
+    previous = _terminate_with_interrupted()
+    run_dir: Path | None = None
     try:
-        config, given = parse_config(argv)
-        from ddpg_tf.training import train  # imports TensorFlow; kept after flag checks
+        config, given, resume_from = parse_command_line(argv)
+        fault_point("start", None)
+        from ddpg_tf.envs import check_env_id  # Gymnasium, not TensorFlow
+        from ddpg_tf.rundir import resolve_run
 
-        train(config, given=given)
+        resolved, run_dir = resolve_run(config, given, resume_from)
+        check_env_id(resolved.env_id)
+        from ddpg_tf.training import train  # imports TensorFlow: only after every cheap check
+
+        train(config, given=given, resume_from=resume_from)
+    except StorageError as exc:
+        fail(f"{exc}{_continue_hint(run_dir, prog)}", status=exit_status(exc))
     except DDPGError as exc:
         fail(str(exc), status=exit_status(exc))
-    except KeyboardInterrupt:
-        print("interrupted; the last checkpoint is kept", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Interrupted from learn(), or a signal before or after it
+        signum = getattr(exc, "signum", signal.SIGINT)
+        text = str(exc) if isinstance(exc, Interrupted) and str(exc) else f"interrupted by {_name(signum)}"
+        hint = _continue_hint(run_dir, prog)
+        if not hint and getattr(exc, "step", None) is None:
+            text += " before training started; nothing was written"
+        print(" ".join(f"{text}{hint}".split()), file=sys.stderr)
+        return 128 + int(signum)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _terminate_with_interrupted() -> Any:
+    """Make SIGTERM raise :class:`Interrupted` until ``learn`` takes over (it stops cleanly);
+    returns the previous handler."""
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(f"interrupted by {_name(signum)}", signum)
+
+    return signal.signal(signal.SIGTERM, terminate)
+
+
+def _name(signum: int) -> str:
+    return signal.Signals(signum).name
+
+
+def _continue_hint(run_dir: Path | None, prog: str | None) -> str:
+    """'; continue with: python train.py --logdir ... --run-name ... --resume' when the run
+    directory holds a run to resume, else ''."""
+    if run_dir is None or not (run_dir / "config.json").is_file():
+        return ""
+    if prog is None:
+        script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "train.py"
+        prog = f"python {shlex.quote(script)}"
+    args = ["--logdir", str(run_dir.parent), "--run-name", run_dir.name, "--resume"]
+    return f"; continue with: {prog} {shlex.join(args)}"
 
 
 def update_readme_flags(path: str = "docs/cli.md") -> None:
@@ -141,5 +219,5 @@ if __name__ == "__main__":  # python -m ddpg_tf.cli docs/cli.md: refresh the CLI
     update_readme_flags(*sys.argv[1:2])
 
 
-__all__ = ["EXIT_TRAINING_ERROR", "EXIT_USAGE", "ConfigError", "TrainingError", "UsageError", "build_parser",
-           "flag_table_markdown", "main", "parse_config"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_TRAINING_ERROR", "EXIT_USAGE", "ConfigError", "TrainingError",
+           "UsageError", "build_parser", "flag_table_markdown", "main", "parse_command_line", "parse_config"]

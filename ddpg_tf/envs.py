@@ -1,11 +1,15 @@
 """Creating and checking Gymnasium environments.
 
 DDPG needs a flat Box observation and a bounded Box action space; anything else is a usage
-error reported before a single file is written.
+error reported before a single file is written. While training, every observation is checked
+against the declared space's shape and every reward must be a number: an environment that
+breaks its own declaration raises :class:`EnvError` at the step it does so, before anything
+from that step is stored.
 """
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import Any
 
@@ -59,6 +63,51 @@ def check_space_types(obs_space: gym.Space, act_space: gym.Space, name: str) -> 
     if not (np.all(np.isfinite(act_space.low)) and np.all(np.isfinite(act_space.high))):
         raise EnvError(f"{name} has unbounded actions; DDPG's actor needs finite bounds: give the "
                        "action space finite low/high with an ActionWrapper")
+
+
+def check_env_id(env_id: str) -> None:
+    """Make ``env_id`` once to check that it exists and has usable spaces, then close it
+    (the command line's check before TensorFlow starts). Raises :class:`EnvError`."""
+    make_env(env_id).close()
+
+
+def check_same_spaces(env: Any, reference: EnvBatch, role: str) -> None:
+    """Raise :class:`EnvError` unless ``env`` (e.g. the evaluation environment) has the
+    observation and action shapes and action bounds of ``reference``."""
+    obs_space = getattr(env, "observation_space", None)
+    act_space = getattr(env, "action_space", None)
+    name = _name(env)
+    if not isinstance(obs_space, gym.spaces.Box) or not isinstance(act_space, gym.spaces.Box):
+        check_space_types(obs_space, act_space, f"{role} {name}")
+    same = (obs_space.shape == reference.observation_space.shape
+            and act_space.shape == reference.action_space.shape
+            and np.array_equal(act_space.low, reference.action_space.low)
+            and np.array_equal(act_space.high, reference.action_space.high))
+    if not same:
+        raise EnvError(f"{role} {name} has observation shape {obs_space.shape} and actions {act_space}, "
+                       f"but the training env has {reference.observation_space.shape} and "
+                       f"{reference.action_space}; pass an {role} with the training env's spaces")
+
+
+def checked_observation(obs: Any, shape: tuple[int, ...], env: Any, call: str) -> np.ndarray:
+    """``obs`` as an array, or :class:`EnvError` if it does not have the declared ``shape``
+    or is not numeric."""
+    arr = np.asarray(obs)
+    if arr.shape != shape or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise EnvError(f"{_name(env)}.{call} returned an observation of shape {arr.shape} and dtype "
+                       f"{arr.dtype}, but its observation space declares numbers of shape {shape}: fix the "
+                       "environment or its observation_space")
+    return arr
+
+
+def checked_reward(reward: Any, env: Any) -> float:
+    """``reward`` as a float, or :class:`EnvError` if it is not a number."""
+    if isinstance(reward, numbers.Real):
+        return float(reward)
+    if isinstance(reward, np.ndarray) and reward.shape == () and np.issubdtype(reward.dtype, np.number):
+        return float(reward)
+    raise EnvError(f"{_name(env)}.step() returned a reward of type {type(reward).__name__} ({reward!r:.40}); "
+                   "a reward must be one number")
 
 
 def space_dims(env: gym.Env | EnvBatch) -> tuple[int, np.ndarray, np.ndarray]:
@@ -137,11 +186,12 @@ class SingleEnv(EnvBatch):
     def __init__(self, env: gym.Env) -> None:
         self.env, self.num_envs = env, 1
         self.observation_space, self.action_space = env.observation_space, env.action_space
+        self._shape = tuple(getattr(env.observation_space, "shape", None) or ())
         self._valid = np.ones(1, bool)
         self._obs: np.ndarray | None = None
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        self._obs = np.asarray(self.env.reset(seed=seed)[0])[None]
+        self._obs = checked_observation(self.env.reset(seed=seed)[0], self._shape, self.env, "reset()")[None]
         return self._obs
 
     def reset_copies(self, mask: np.ndarray) -> np.ndarray:
@@ -149,9 +199,10 @@ class SingleEnv(EnvBatch):
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
         obs, reward, terminated, truncated, _ = self.env.step(actions[0])
-        successor = np.asarray(obs)[None]
+        successor = checked_observation(obs, self._shape, self.env, "step()")[None]
+        reward = checked_reward(reward, self.env)
         if terminated or truncated:
-            obs = self.env.reset()[0]
+            obs = checked_observation(self.env.reset()[0], self._shape, self.env, "reset()")
         self._obs = np.asarray(obs)[None]
         return (self._obs, np.array([reward], np.float64), np.array([terminated]), np.array([truncated]),
                 successor, self._valid)
@@ -190,18 +241,25 @@ class VectorEnv(EnvBatch):
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         self._resetting[:] = False
-        self._obs = np.asarray(self.envs.reset(seed=seed)[0])
+        self._obs = self._checked(self.envs.reset(seed=seed)[0], "reset()")
         return self._obs
 
+    def _checked(self, obs: Any, call: str) -> np.ndarray:
+        return checked_observation(obs, (self.num_envs, *self.observation_space.shape), self.envs, call)
+
     def reset_copies(self, mask: np.ndarray) -> np.ndarray:
-        obs = np.asarray(self.envs.reset(options={"reset_mask": np.asarray(mask, bool)})[0])
+        obs = self._checked(self.envs.reset(options={"reset_mask": np.asarray(mask, bool)})[0], "reset()")
         self._resetting[mask] = False
         self._obs = np.where(np.asarray(mask)[:, None], obs, self._obs)
         return self._obs
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
         obs, rewards, terminated, truncated, info = self.envs.step(actions)
-        obs = np.asarray(obs)
+        obs = self._checked(obs, "step()")
+        rewards = np.asarray(rewards)
+        if rewards.shape != (self.num_envs,) or not np.issubdtype(rewards.dtype, np.number):
+            raise EnvError(f"{_name(self.envs)}.step() returned rewards of shape {rewards.shape} and dtype "
+                           f"{rewards.dtype}; expected {self.num_envs} numbers, one per copy")
         ended = np.logical_or(terminated, truncated)
         successors = obs
         if self.same_step and ended.any():

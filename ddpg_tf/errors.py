@@ -6,6 +6,9 @@ wrong and what to do. From the Python API it is an ordinary exception; the comma
 with :func:`exit_status` of it: 2 for a usage error, 1 when training cannot go on. Nothing
 already saved is lost or overwritten when one is raised.
 
+A stop by SIGINT (Ctrl-C) or SIGTERM is not an error: ``learn`` saves and then raises
+:class:`Interrupted`, a ``KeyboardInterrupt``; the command line exits with 130 or 143.
+
 This module imports nothing heavy, so every part of the package can use it.
 """
 
@@ -20,6 +23,8 @@ EXIT_USAGE = 2
 """Exit status of a :class:`UsageError` (a bad flag, env, path or file)."""
 EXIT_INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT)."""
+EXIT_TERMINATED = 143
+"""Exit status after SIGTERM (128 + SIGTERM)."""
 
 
 class DDPGError(Exception):
@@ -46,9 +51,33 @@ class CheckpointError(UsageError, RuntimeError):
     """A checkpoint or saved model cannot be used (damaged, missing, or another configuration)."""
 
 
+class InputError(UsageError, ValueError):
+    """An argument of a method cannot be used (an observation of the wrong shape, a step count
+    that is not a multiple of ``num_envs``, a callback that is not a ``Callback``)."""
+
+
 class TrainingError(DDPGError, RuntimeError):
     """Training cannot go on (a NaN from the environment or an update); exit status 1.
     Checkpoints already written are left untouched."""
+
+
+class StorageError(TrainingError):
+    """A file of the run could not be written while training (disk full, quota, I/O error).
+    The write was undone; the previous checkpoint is intact and resuming continues from it."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT (Ctrl-C) or SIGTERM, after saving a checkpoint when the model
+    has a run directory. A ``KeyboardInterrupt``, so code that handles Ctrl-C handles it.
+
+    Attributes: ``signum``, ``step`` (the step training stopped at), ``checkpoint`` (the
+    checkpoint holding that step, or None) and ``exit_status`` (130 or 143)."""
+
+    def __init__(self, message: str, signum: int, step: int | None = None,
+                 checkpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        self.exit_status = 128 + int(signum)
 
 
 def exit_status(error: BaseException) -> int:
@@ -63,5 +92,6 @@ def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
     raise SystemExit(status)
 
 
-__all__ = ["CheckpointError", "ConfigError", "DDPGError", "EnvError", "TrainingError", "UsageError",
-           "EXIT_INTERRUPTED", "EXIT_TRAINING_ERROR", "EXIT_USAGE", "exit_status", "fail"]
+__all__ = ["CheckpointError", "ConfigError", "DDPGError", "EnvError", "InputError", "Interrupted",
+           "StorageError", "TrainingError", "UsageError", "EXIT_INTERRUPTED", "EXIT_TERMINATED",
+           "EXIT_TRAINING_ERROR", "EXIT_USAGE", "exit_status", "fail"]

@@ -16,6 +16,13 @@ Exactness: ``save`` ends the episodes in progress (the resume rule of :mod:`ddpg
 bit for bit. Differences from Stable-Baselines3: ``predict`` returns the actions only (no
 recurrent state); configuration is one :class:`~ddpg_tf.config.Config` (keyword overrides
 are its fields); evaluation runs on a separate copy of the environment.
+
+Stopping: during ``learn`` (in the main thread) SIGINT and SIGTERM stop training at the next
+step boundary; with a ``run_dir`` a checkpoint of that step is written, then ``learn`` raises
+:class:`~ddpg_tf.errors.Interrupted` (a ``KeyboardInterrupt``). A ``learn`` after it continues
+exactly as ``learn`` after ``load`` of that checkpoint (in memory: as if never interrupted).
+An exception from a user's callback ends ``learn`` with that exception, unchanged, after the
+built-in callbacks of the same step ran; the model stays at that step boundary.
 """
 
 from __future__ import annotations
@@ -33,14 +40,17 @@ import numpy as np
 
 from ddpg_tf.callbacks import (Callback, CallbackList, Checkpointing, Evaluation, ProgressBar,
                                TensorBoardLogger)
-from ddpg_tf.checkpointing import Checkpointer, export_actor
+from ddpg_tf.checkpointing import API_ADVICE, Advice, Checkpointer, export_actor
 from ddpg_tf.config import PRESETS, RESUMABLE_FIELDS, Config
-from ddpg_tf.envs import env_batch, env_id_of, make_env, make_vector_env
-from ddpg_tf.errors import CheckpointError, ConfigError, UsageError
+from ddpg_tf.envs import check_same_spaces, env_batch, env_id_of, make_env, make_vector_env
+from ddpg_tf.errors import CheckpointError, ConfigError, EnvError, InputError, Interrupted, UsageError
+from ddpg_tf.faults import fault_point
 from ddpg_tf.loop import Learner
-from ddpg_tf.rundir import (CONFIG_FILE, check_writable, evaluate_policy, read_run_config,
+from ddpg_tf.paths import check_writable, storage_error
+from ddpg_tf.rundir import (CONFIG_FILE, check_field_types, evaluate_policy, read_run_config,
                             truncate_evaluations, write_run_config)
 from ddpg_tf.runtime import set_threads
+from ddpg_tf.signals import StopSignals, deferred, signal_name
 
 EnvLike = gym.Env | gym.vector.VectorEnv | str
 
@@ -72,53 +82,107 @@ class DDPG:
     def _open(self, env: EnvLike, config: Config, run_dir: Path | None, eval_env: gym.Env | None) -> None:
         set_threads(config.threads, config.intra_op_threads, config.inter_op_threads)
         self._own_envs = isinstance(env, str)
+        self._own_eval_env = False
         if isinstance(env, str):
             env = make_env(env) if config.num_envs == 1 else make_vector_env(env, config.num_envs)
         self.env = env
         self.config = config
         self.run_dir = run_dir
-        envs = env_batch(env)
-        self._own_eval_env = eval_env is None
-        self.learner = Learner(config, envs, eval_env or _evaluation_copy(env), run_dir)
+        try:
+            envs = env_batch(env)
+            if eval_env is not None:
+                check_same_spaces(eval_env, envs, "eval_env")
+            self._own_eval_env = eval_env is None
+            self.learner = Learner(config, envs, eval_env or _evaluation_copy(env), run_dir)
+        except BaseException:
+            if self._own_envs:
+                env.close()
+            raise
         self.learner.model = self
+        self._stop_cut = _StopCut()
         self._builtin: list[Callback] = []
         if config.eval_every:
             self._builtin.append(Evaluation(config.eval_every, config.eval_episodes))
         if run_dir is not None:
             checkpointing = Checkpointing(config.checkpoint_every)
-            self.learner.episode_cuts.append(checkpointing)
+            self.learner.episode_cuts += [checkpointing, self._stop_cut]
             self._builtin += [checkpointing, TensorBoardLogger(run_dir, config.log_every, config.diag_every)]
 
     # --- training -------------------------------------------------------------------------
     def learn(self, total_timesteps: int, callbacks: Sequence[Callback] | Callback | None = None) -> DDPG:
         """Train for ``total_timesteps`` more environment steps (a multiple of ``num_envs``);
-        a later call continues where this one stopped. Returns the model."""
+        a later call continues where this one stopped. Returns the model.
+
+        SIGINT/SIGTERM stop at the next step boundary: with a ``run_dir`` a checkpoint of that
+        step is written first; then :class:`~ddpg_tf.errors.Interrupted` is raised."""
         n = self.learner.n
         if (isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int | np.integer)
                 or total_timesteps < 0 or total_timesteps % n):
-            raise UsageError(f"learn() needs a number of steps >= 0 that is a multiple of num_envs ({n}), "
+            raise InputError(f"learn() needs a number of steps >= 0 that is a multiple of num_envs ({n}), "
                              f"got {total_timesteps!r}")
+        extra = _callback_list(callbacks)
         learner = self.learner
-        learner.target_step = learner.step + int(total_timesteps)
+        start = learner.step
+        learner.target_step = start + int(total_timesteps)
         self.config = self.config.replace(total_steps=max(learner.target_step, n))
         if self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise storage_error(exc, self.run_dir, "nothing was written: {hint}try again") from None
             write_run_config(self.run_dir, self.config)  # a resumed run records its new settings
             truncate_evaluations(self.run_dir, learner.step)
-        extra = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
         progress = [ProgressBar()] if self.config.progress else []
         learner.callbacks = CallbackList(self._builtin + progress + extra)
         learner.stop = False
-        learner.callbacks.on_training_start(self)
-        try:
-            while learner.step < learner.target_step and not learner.stop:
-                learner.iterate()
-        finally:
-            learner.callbacks.on_training_end(self)
-            learner.callbacks = CallbackList([])
-        if self.run_dir is not None and self.config.export:
-            export_actor(self.policy, self.run_dir)
+        with StopSignals() as stop:
+            self._stop_cut.stop = stop
+            try:
+                learner.callbacks.on_training_start(self)
+                try:
+                    while learner.step < learner.target_step and not learner.stop:
+                        learner.iterate()
+                        fault_point("step", learner.step)
+                        # With a run dir, stop where no next actions were selected (the stop cut
+                        # saw to that), so the stop's checkpoint is like a scheduled one.
+                        if stop.signum is not None and (self.run_dir is None or learner.next_actions is None):
+                            break
+                    saved = self._save_for_stop(start) if stop.signum is not None else None
+                except BaseException as exc:
+                    _end_after_error(learner.callbacks, self, exc)
+                    raise
+                learner.callbacks.on_training_end(self)
+            finally:
+                learner.callbacks = CallbackList([])
+                self._stop_cut.stop = None
+            if stop.signum is None and self.run_dir is not None and self.config.export:
+                export_actor(self.policy, self.run_dir)
+            if stop.signum is not None:
+                finished = learner.step >= learner.target_step
+                raise Interrupted(self._stop_message(stop.signum, saved, finished), stop.signum, learner.step,
+                                  saved)
         return self
+
+    def _save_for_stop(self, start: int) -> str | None:
+        """The checkpoint holding the step training stopped at (written now if needed), or None."""
+        checkpointer = self.learner.checkpointer
+        if checkpointer is None:
+            return None
+        if self.learner.step > start and checkpointer.latest_step != self.learner.step:
+            self.learner.checkpoint()
+        return checkpointer.latest if checkpointer.latest_step == self.learner.step else None
+
+    def _stop_message(self, signum: int, saved: str | None, finished: bool) -> str:
+        step = self.learner.step
+        head = f"interrupted by {signal_name(signum)} at step {step}"
+        if finished:
+            head += " (training had finished)"
+        if saved is not None:
+            return f"{head}; checkpoint {saved} is complete"
+        if self.run_dir is not None:
+            return f"{head}, before any new step; the latest checkpoint is unchanged"
+        return (f"{head}; this model has no run_dir, so nothing was written: learn() continues from here, "
+                "save() keeps it")
 
     # --- using the policy -------------------------------------------------------------------
     def predict(self, observation: Any, deterministic: bool = True) -> np.ndarray:
@@ -128,15 +192,20 @@ class DDPG:
         obs = np.asarray(observation)
         dim = self.learner.agent.obs_dim
         if obs.ndim not in (1, 2) or obs.shape[-1] != dim or not np.issubdtype(obs.dtype, np.number):
-            raise ValueError(f"predict() takes one observation of shape ({dim},) or a batch (n, {dim}), "
+            raise InputError(f"predict() takes one observation of shape ({dim},) or a batch (n, {dim}), "
                              f"got shape {obs.shape} and dtype {obs.dtype}")
+        if not np.isfinite(obs).all():
+            raise InputError("predict() got an observation with NaN or infinite values; its actions would "
+                             "be meaningless")
         return self.learner.agent.act(obs, explore=not deterministic)
 
     def evaluate(self, env: gym.Env | None = None, episodes: int = 10) -> tuple[float, float]:
         """Mean and std of the undiscounted returns of ``episodes`` episodes of the
         deterministic policy on ``env`` (default: the model's evaluation environment)."""
         if isinstance(episodes, bool) or not isinstance(episodes, int | np.integer) or episodes < 1:
-            raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
+            raise InputError(f"episodes must be a positive integer, got {episodes!r}")
+        if env is not None:
+            check_same_spaces(env, self.learner.envs, "env")
         target = self.learner.eval_env if env is None else env
         returns = evaluate_policy(lambda o: self.learner.agent.act(o, explore=False), target, int(episodes))
         return float(returns.mean()), float(returns.std())
@@ -170,50 +239,89 @@ class DDPG:
     def save(self, path: str | Path) -> Path:
         """Write everything needed to continue into the directory ``path``: config.json, a
         checkpoint (networks, targets, optimisers, noise, RNGs, counters, replay buffer) and
-        the exported actor. Ends the episodes in progress (the resume rule)."""
+        the exported actor. Ends the episodes in progress (the resume rule). The path is
+        checked first (:class:`UsageError`); SIGINT/SIGTERM wait until the files are written;
+        a full disk raises :class:`~ddpg_tf.errors.StorageError` and keeps an earlier save."""
         path = Path(path)
-        if path != self.run_dir:
+        own = self.run_dir is not None and _same_dir(path, self.run_dir)
+        if not own:
             _check_model_dir(path)
-        path.mkdir(parents=True, exist_ok=True)
-        write_run_config(path, self.config)
-        checkpointer = self.learner.checkpointer if path == self.run_dir else None
-        if checkpointer is None:
-            checkpointer = Checkpointer(path, self.learner.agent.trackables(), self.config.keep_checkpoints)
-        self.learner.save_checkpoint(checkpointer)
-        export_actor(self.policy, path)
+        with deferred():
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise storage_error(exc, path, "nothing was written: {hint}try again") from None
+            write_run_config(path, self.config)
+            checkpointer = self.learner.checkpointer if own else None
+            if checkpointer is None:
+                checkpointer = Checkpointer(path, self.learner.agent.trackables(),
+                                            self.config.keep_checkpoints)
+            self.learner.save_checkpoint(checkpointer)
+            export_actor(self.policy, path)
         return path
 
     @classmethod
     def load(cls, path: str | Path, env: EnvLike | None = None, *, run_dir: str | Path | None = None,
-             eval_env: gym.Env | None = None, **changes: Any) -> DDPG:
+             eval_env: gym.Env | None = None, step: int | None = None, **changes: Any) -> DDPG:
         """The model saved in ``path`` (by :meth:`save`, or a ``train.py`` run directory: its
-        latest checkpoint), ready to ``learn`` on exactly where it stopped. ``env`` defaults to
-        a new environment made from the saved id; ``changes`` may set the fields a resumed run
-        may change (logging, evaluation and speed settings)."""
+        latest checkpoint, or checkpoint ``step``), ready to ``learn`` on exactly where it
+        stopped. ``env`` defaults to a new environment made from the saved id; ``changes`` may
+        set the fields a resumed run may change (logging, evaluation and speed settings;
+        ``save_buffer=False`` continues with an empty buffer if the saved one is damaged).
+
+        With ``run_dir=path`` the model keeps writing into that directory; loading an earlier
+        ``step`` there moves the later checkpoints into ``checkpoints/moved/`` (nothing is
+        deleted). Raises :class:`CheckpointError` for a damaged checkpoint, naming the newest
+        intact one."""
         path = Path(path)
         config = read_run_config(path)
         bad = sorted(set(changes) - RESUMABLE_FIELDS)
         if bad:
             raise ConfigError(f"load() cannot change {', '.join(bad)}: the checkpoint was made with other "
                               "values; build a new model instead")
-        config = config.replace(**changes).validate()
+        config = config.replace(**check_field_types(changes)).validate()
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int | np.integer)
+                                 or step < 0):
+            raise InputError(f"step must be a checkpoint's step (an integer >= 0), got {step!r}")
         if env is not None and not isinstance(env, str):
             config = _configure(config, env, {})
+        target = None if run_dir is None else Path(run_dir)
+        if target is not None and _same_dir(target, path):
+            check_writable(target, "run_dir")
+        elif target is not None:
+            _check_new_run_dir(target)
         model = cls.__new__(cls)
-        model._open(config.env_id if env is None else env, config,
-                    None if run_dir is None else Path(run_dir), eval_env)
-        model.restore(path)
+        try:
+            model._open(config.env_id if env is None else env, config, target, eval_env)
+        except EnvError as exc:
+            if env is not None:
+                raise
+            raise EnvError(f"{exc} (to load {path}; pass env= an instance of the environment it was trained "
+                           "on)") from None
+        try:
+            model.restore(path, step=None if step is None else int(step))
+        except BaseException:
+            model.close()
+            raise
         return model
 
-    def restore(self, path: str | Path) -> None:
-        """Continue from the latest checkpoint in ``path`` (used by :meth:`load` and resume)."""
-        checkpointer = Checkpointer(Path(path), self.learner.agent.trackables(), self.config.keep_checkpoints)
+    def restore(self, path: str | Path, step: int | None = None, *, advice: Advice = API_ADVICE) -> None:
+        """Continue from the latest checkpoint in ``path``, or from checkpoint ``step`` (used by
+        :meth:`load` and resume); ``advice`` words the hints of a damaged-checkpoint error."""
+        path = Path(path)
+        checkpointer = Checkpointer(path, self.learner.agent.trackables(), self.config.keep_checkpoints,
+                                    restore_step=step, require_buffer=self.config.save_buffer, advice=advice)
         try:
             self.learner.restore(checkpointer)
         except CheckpointError:
             raise
-        except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            raise CheckpointError(f"cannot resume from {checkpointer.latest}: {exc}") from None
+        except (ValueError, OSError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            where = checkpointer.prefix(step) if step is not None else checkpointer.latest
+            raise CheckpointError(f"cannot resume from {where}: {' '.join(str(exc).split())[:200]}") from None
+        if step is not None and self.run_dir is not None and _same_dir(self.run_dir, path):
+            checkpointer.set_aside_after(self.learner.step)
+            if self.learner.checkpointer is not None:
+                self.learner.checkpointer.reload()
 
     def close(self) -> None:
         """Close the environments this model made itself."""
@@ -240,13 +348,56 @@ class TD3(DDPG):
     preset: ClassVar[str] = "td3"
 
 
+class _StopCut:
+    """Once a stop is requested, every step counts as the end of the episodes in progress, so
+    the loop selects no next actions that the stop's checkpoint would drop (as it does before a
+    scheduled checkpoint)."""
+
+    def __init__(self) -> None:
+        self.stop: StopSignals | None = None
+
+    def due(self, step: int, new_steps: int, final: bool) -> bool:
+        return self.stop is not None and self.stop.signum is not None
+
+
+def _end_after_error(callbacks: CallbackList, model: DDPG, error: BaseException) -> None:
+    """``on_training_end`` while ``error`` ends ``learn``: a second error (a full disk also
+    failing a log flush) is noted on the first instead of replacing it."""
+    try:
+        callbacks.on_training_end(model)
+    except Exception as exc:  # noqa: BLE001
+        error.add_note(f"on_training_end then failed too: {type(exc).__name__}: {exc}")
+
+
+def _callback_list(callbacks: Any) -> list[Callback]:
+    if callbacks is None:
+        return []
+    items = [callbacks] if isinstance(callbacks, Callback | str | bytes) else callbacks
+    try:
+        items = list(items)
+    except TypeError:
+        items = [items]
+    bad = next((c for c in items if not isinstance(c, Callback)), None)
+    if bad is not None:
+        raise InputError(f"callbacks must be ddpg_tf.Callback instances, got {type(bad).__name__} "
+                         f"{bad!r:.60}; subclass ddpg_tf.Callback and override on_step (or another hook)")
+    return items
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
 def _configure(base: Config, env: EnvLike, overrides: dict[str, Any]) -> Config:
     """``base`` with the environment's id and copy count and the overrides, validated."""
+    if not isinstance(base, Config):
+        raise ConfigError(f"config must be a ddpg_tf.Config, got {type(base).__name__}; pass field values "
+                          "as keywords instead")
     names = {f.name for f in dataclasses.fields(Config)}
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise ConfigError(f"unknown Config field(s): {', '.join(unknown)}; see ddpg_tf.Config")
-    values = dict(overrides)
+    values = check_field_types(overrides)
     if isinstance(env, str):
         values.setdefault("env_id", env)
     else:
@@ -271,11 +422,11 @@ def _configure(base: Config, env: EnvLike, overrides: dict[str, Any]) -> Config:
 
 def _check_new_run_dir(run_dir: Path) -> None:
     if run_dir.exists() and not run_dir.is_dir():
-        raise UsageError(f"{run_dir} exists and is not a directory")
+        raise UsageError(f"run_dir {run_dir} exists and is not a directory; choose another run_dir")
     if run_dir.exists() and any(run_dir.iterdir()):
         raise UsageError(f"run directory {run_dir} already exists; continue it with "
                          f"load({str(run_dir)!r}, run_dir={str(run_dir)!r}) or choose another")
-    check_writable(run_dir)
+    check_writable(run_dir, "run_dir")
 
 
 def _check_model_dir(path: Path) -> None:
@@ -285,7 +436,7 @@ def _check_model_dir(path: Path) -> None:
     if path.exists() and any(path.iterdir()) and not (path / CONFIG_FILE).is_file():
         raise UsageError(f"cannot save to {path}: it holds other files (no {CONFIG_FILE}); choose a new "
                          "or empty directory")
-    check_writable(path)
+    check_writable(path, "save path")
 
 
 def _evaluation_copy(env: gym.Env | gym.vector.VectorEnv) -> gym.Env:

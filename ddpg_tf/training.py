@@ -2,8 +2,12 @@
 
 It checks the run directory ``logdir/run_name`` against ``resume`` (before anything is
 written), builds a :class:`~ddpg_tf.model.DDPG` model on ``config.env_id`` writing into that
-directory (or continues the run's latest checkpoint), trains it to ``total_steps`` and exports
-the actor. ``train.py`` calls it; the experiment runner and the benchmarks do too.
+directory (or continues the run's latest checkpoint, or checkpoint ``resume_from``), trains it
+to ``total_steps`` and exports the actor. ``train.py`` calls it; the experiment runner and the
+benchmarks do too.
+
+SIGINT/SIGTERM end it with :class:`~ddpg_tf.errors.Interrupted` after a checkpoint of the step
+reached; a full disk with :class:`~ddpg_tf.errors.StorageError`, the previous checkpoint kept.
 """
 
 from __future__ import annotations
@@ -14,11 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from ddpg_tf.callbacks import Callback, EveryNSteps
-from ddpg_tf.checkpointing import ACTOR_KERAS, ACTOR_SAVEDMODEL, EXPORT_DIR
+from ddpg_tf.checkpointing import ACTOR_KERAS, ACTOR_SAVEDMODEL, CHECKPOINT_DIR, EXPORT_DIR, MOVED_DIR, Advice
 from ddpg_tf.config import Config
 from ddpg_tf.errors import EnvError, UsageError
 from ddpg_tf.model import DDPG
 from ddpg_tf.rundir import evaluate_policy, resolve_run
+
+CLI_ADVICE = Advice(
+    pick="pass --resume-from {step} to continue from it (later checkpoints are moved to "
+         f"{CHECKPOINT_DIR}/{MOVED_DIR}/, not deleted)",
+    no_buffer="resume with --no-save-buffer to continue with an empty replay buffer (the run then no "
+              "longer repeats the uninterrupted one)")
+"""How damaged-checkpoint errors of a command-line run say what to do."""
 
 LogHook = Callable[[int, dict[str, float]], None]
 """``hook(step, values)``, called every ``log_every`` steps with ``steps_per_second``."""
@@ -40,20 +51,22 @@ class TrainResult:
 
 
 def train(config: Config, given: set[str] | frozenset[str] = frozenset(),
-          on_log: LogHook | None = None, callbacks: Sequence[Callback] = ()) -> TrainResult:
+          on_log: LogHook | None = None, callbacks: Sequence[Callback] = (),
+          resume_from: int | None = None) -> TrainResult:
     """Train as configured; see :class:`ddpg_tf.config.Config` for every option.
 
     ``given`` names the fields set explicitly on the command line (they may override a
-    resumed run's saved config); ``on_log`` is called at every logging step (benchmarks)."""
-    config, run_dir = resolve_run(config, set(given))
+    resumed run's saved config); ``on_log`` is called at every logging step (benchmarks);
+    ``resume_from`` (with ``resume``) continues from that checkpoint instead of the latest."""
+    config, run_dir = resolve_run(config, set(given), resume_from)
     model = DDPG.__new__(DDPG)
     try:
         model._open(config.env_id, config, run_dir, None)
     except EnvError as exc:
         raise UsageError(str(exc)) from None
     try:
-        if config.resume and (run_dir / "checkpoints").is_dir():
-            _continue(model, run_dir)
+        if config.resume:
+            _continue(model, run_dir, resume_from)
         # A resumed run killed before its first checkpoint starts again from step 0 in its directory.
         if model.num_timesteps > config.total_steps:
             raise UsageError(f"{run_dir} is already at step {model.num_timesteps}; raise --total-steps above "
@@ -76,10 +89,12 @@ def train(config: Config, given: set[str] | frozenset[str] = frozenset(),
         model.close()
 
 
-def _continue(model: DDPG, run_dir: Path) -> None:
-    if model.learner.checkpointer is None or model.learner.checkpointer.latest is None:
-        return
-    model.restore(run_dir)  # a CheckpointError is a UsageError: one line, exit status 2
+def _continue(model: DDPG, run_dir: Path, resume_from: int | None) -> None:
+    checkpointer = model.learner.checkpointer
+    listed, problem = checkpointer.listed_steps() if checkpointer is not None else ([], None)
+    if checkpointer is None or (resume_from is None and not listed and problem is None):
+        return  # killed before its first checkpoint: start again from step 0
+    model.restore(run_dir, step=resume_from, advice=CLI_ADVICE)  # CheckpointError: exit status 2
 
 
 def _report(result: TrainResult, config: Config) -> None:

@@ -337,8 +337,8 @@ def check_buffer_file(path: Path) -> str | None:
 
 def _short(exc: BaseException, drop: str = "") -> str:
     """``exc``'s message on one line, at most 160 characters, without ``drop``."""
-    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return " ".join(str(text).replace(drop, "").split())[:160] if drop else " ".join(str(text).split())[:160]
+    text = str(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
+    return " ".join((text.replace(drop, "") if drop else text).split())[:160]
 
 
 def _as_os_error(exc: BaseException) -> OSError:

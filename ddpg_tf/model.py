@@ -147,7 +147,8 @@ class DDPG:
                         # saw to that), so the stop's checkpoint is like a scheduled one.
                         if stop.signum is not None and (self.run_dir is None or learner.next_actions is None):
                             break
-                    saved = self._save_for_stop(start) if stop.signum is not None else None
+                    if stop.signum is not None:
+                        self._save_for_stop(start)  # while the callbacks still see it
                 except BaseException as exc:
                     _end_after_error(learner.callbacks, self, exc)
                     raise
@@ -157,7 +158,8 @@ class DDPG:
                 self._stop_cut.stop = None
             if stop.signum is None and self.run_dir is not None and self.config.export:
                 export_actor(self.policy, self.run_dir)
-            if stop.signum is not None:
+            if stop.signum is not None:  # (also a signal during on_training_end or the export)
+                saved = self._save_for_stop(start)
                 finished = learner.step >= learner.target_step
                 raise Interrupted(self._stop_message(stop.signum, saved, finished), stop.signum, learner.step,
                                   saved)

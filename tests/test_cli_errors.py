@@ -5,8 +5,13 @@ or changed (not even a directory's modification time). ``docs/errors.md`` lists 
 API's catalogue and checks that the page is current).
 
 Mistakes that can be found without TensorFlow (flags, run directories, writable paths, free
-space, config.json, environment ids) are found before it is imported: those cases take a
-fraction of a second."""
+space, config.json, environment ids) are found before it is imported: those cases run the
+real command in a new process and take a fraction of a second. The cases that need TensorFlow
+(damaged checkpoints) call the same entry point, ``ddpg_tf.cli.main`` or
+``ddpg_tf.evaluate.main``, in this process, where TensorFlow is loaded already, and check its
+exit status and stderr the same way; two of them (``corrupted-checkpoint``,
+``evaluate-damaged-checkpoint``) run in a new process too, so that path is also checked end to
+end."""
 
 from __future__ import annotations
 
@@ -213,6 +218,8 @@ class Case(NamedTuple):
     """Environment variables of the process."""
     linux: bool = False
     """Needs Linux (/proc)."""
+    in_process: bool = False
+    """Fails after TensorFlow starts: call the entry point in this process (see the docstring)."""
 
     def given(self) -> str:
         """The state the case starts from, in words."""
@@ -303,60 +310,83 @@ CASES = [
     Case("corrupted-checkpoint", RESUME,
          "checkpoint 300 in {runs}/base/checkpoints is damaged (ckpt-300: ", corrupt_checkpoint),
     Case("truncated-checkpoint", RESUME,
-         "checkpoint 200 is intact: pass --resume-from 200 to continue from it", truncate_checkpoint),
-    Case("truncated-index", RESUME, "is damaged (ckpt-300: ", truncate_index),
-    Case("every-checkpoint-damaged", RESUME, "and no earlier checkpoint is intact", corrupt_every_checkpoint),
+         "checkpoint 200 is intact: pass --resume-from 200 to continue from it", truncate_checkpoint,
+         in_process=True),
+    Case("truncated-index", RESUME, "is damaged (ckpt-300: ", truncate_index, in_process=True),
+    Case("every-checkpoint-damaged", RESUME, "and no earlier checkpoint is intact", corrupt_every_checkpoint,
+         in_process=True),
     Case("resume-from-damaged", [*RESUME, "--resume-from", "300"],
-         "checkpoint 300 in {runs}/base/checkpoints is damaged", corrupt_checkpoint),
+         "checkpoint 300 in {runs}/base/checkpoints is damaged", corrupt_checkpoint, in_process=True),
     Case("checkpoint-other-network", RESUME, "does not match this model's configuration",
-         foreign_checkpoint("wide")),
+         foreign_checkpoint("wide"), in_process=True),
     Case("checkpoint-other-env", RESUME, "does not match this model's configuration",
-         foreign_checkpoint("car")),
+         foreign_checkpoint("car"), in_process=True),
     Case("corrupted-buffer", RESUME, "(buffer-300.npz: File is not a zip file); checkpoint 200 is intact",
-         corrupt_buffer),
+         corrupt_buffer, in_process=True),
     Case("buffer-bytes-changed", RESUME,
-         "checkpoint 300 in {runs}/base/checkpoints is damaged (buffer-300.npz: ", flip_buffer_bytes),
+         "checkpoint 300 in {runs}/base/checkpoints is damaged (buffer-300.npz: ", flip_buffer_bytes,
+         in_process=True),
     Case("buffer-with-python-objects", RESUME, "holds Python objects, which are never unpickled",
-         pickled_buffer),
+         pickled_buffer, in_process=True),
     Case("missing-buffer-file", RESUME,
-         "resume with --no-save-buffer to continue with an empty replay buffer", missing_buffer),
-    Case("truncated-extras", RESUME, "is damaged (extras-300.json: ", truncate_extras),
+         "resume with --no-save-buffer to continue with an empty replay buffer", missing_buffer,
+         in_process=True),
+    Case("truncated-extras", RESUME, "is damaged (extras-300.json: ", truncate_extras, in_process=True),
     Case("damaged-checkpoint-list", RESUME,
          "the list of checkpoints {runs}/base/checkpoints/checkpoint is damaged (cannot parse 'garbage {{')",
-         damage_checkpoint_list),
+         damage_checkpoint_list, in_process=True),
     Case("missing-checkpoint-list", RESUME, "checkpoints/checkpoint is missing; checkpoint 300 is intact: "
-         "pass --resume-from 300", delete_checkpoint_list),
+         "pass --resume-from 300", delete_checkpoint_list, in_process=True),
     # --- the evaluate entry point ----------------------------------------------------------
     Case("evaluate-not-a-run", ["nowhere"], "is not a run directory", module="ddpg_tf.evaluate"),
     Case("evaluate-zero-episodes", ["runs/base", "--episodes", "0"], "--episodes must be positive",
          a_run, module="ddpg_tf.evaluate"),
     Case("evaluate-no-export", ["runs/base"], "pass --checkpoint", a_run, module="ddpg_tf.evaluate"),
     Case("evaluate-damaged-export", ["runs/base"], "cannot load runs/base/export/actor.keras (",
-         damaged_export, module="ddpg_tf.evaluate"),
+         damaged_export, module="ddpg_tf.evaluate", in_process=True),
     Case("evaluate-damaged-config", ["runs/base"], "cannot read runs/base/config.json", corrupt_config,
          module="ddpg_tf.evaluate"),
     Case("evaluate-damaged-checkpoint", ["runs/base", "--checkpoint"], "pass --checkpoint 200 to use it",
          corrupt_checkpoint, module="ddpg_tf.evaluate"),
     Case("evaluate-missing-checkpoint", ["runs/base", "--checkpoint", "150"], "there is no checkpoint 150",
-         a_run, module="ddpg_tf.evaluate"),
+         a_run, module="ddpg_tf.evaluate", in_process=True),
     Case("evaluate-video-unwritable", ["runs/base", "--video", "/proc/ddpg-tf-video"],
          "/proc is not writable", a_run, module="ddpg_tf.evaluate", linux=True),
 ]
 
 
+def run_in_process(args: list[str], module: str | None, monkeypatch: pytest.MonkeyPatch,
+                   capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """The exit status and stderr of ``cli.main(args)`` (or ``evaluate.main``) in this process."""
+    from ddpg_tf import cli, evaluate
+
+    monkeypatch.delenv("DDPG_TF_KILL_AT", raising=False)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        (evaluate.main if module == "ddpg_tf.evaluate" else cli.main)(args)
+    return info.value.code, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input(case: Case, tmp_path, trained_runs):
+def test_bad_input(case: Case, tmp_path, trained_runs, monkeypatch, capsys):
     if case.linux and not Path("/proc/self").exists():
         pytest.skip("needs /proc")
     if case.setup is not None:
         case.setup(trained_runs, tmp_path)
     before = snapshot(tmp_path)
     args = case.args if case.module else [*TINY, "--logdir", str(tmp_path / "runs"), *case.args]
-    proc = run(args, tmp_path, case.module, case.env)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
+    if case.in_process:
+        monkeypatch.chdir(tmp_path)
+        for name, value in (case.env or {}).items():
+            monkeypatch.setenv(name, value)
+        status, stderr = run_in_process(args, case.module, monkeypatch, capsys)
+    else:
+        proc = run(args, tmp_path, case.module, case.env)
+        status, stderr = proc.returncode, proc.stderr
+    assert status == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
     assert case.fragment.format(runs=tmp_path / "runs") in lines[0], lines[0]
     assert snapshot(tmp_path) == before, "a bad input changed files"
     assert not any(p.name.startswith(".ddpg_tf-write-test") for p in tmp_path.rglob(".*"))

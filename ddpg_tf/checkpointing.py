@@ -72,11 +72,12 @@ class Checkpointer:
 
     ``restore_step`` picks the checkpoint :meth:`restore_latest` restores (default: the newest
     one listed); ``require_buffer`` makes a missing or damaged replay buffer an error (else it
-    is skipped and training continues with an empty buffer); ``advice`` words the hints of
-    the error messages for the front end in use."""
+    is skipped and training continues with an empty buffer); ``require_states`` makes the
+    environment RNG states in ``extras-K.json`` required (not for a policy that is only
+    evaluated); ``advice`` words the hints of the error messages for the front end in use."""
 
     def __init__(self, run_dir: Path, trackables: dict[str, Any], max_to_keep: int, *,
-                 restore_step: int | None = None, require_buffer: bool = True,
+                 restore_step: int | None = None, require_buffer: bool = True, require_states: bool = True,
                  advice: Advice = API_ADVICE) -> None:
         self.directory = Path(run_dir) / CHECKPOINT_DIR
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -84,6 +85,7 @@ class Checkpointer:
         self.checkpoint = tf.train.Checkpoint(step=self.step, episode=self.episode, **trackables)
         self.max_to_keep = max_to_keep
         self.restore_step, self.require_buffer, self.advice = restore_step, require_buffer, advice
+        self.require_states = require_states
         self._manager: tf.train.CheckpointManager | None = None
 
     # --- what is on disk --------------------------------------------------------------------
@@ -244,7 +246,9 @@ class Checkpointer:
             extras = json.loads(extras_file.read_text())
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             return f"{extras_file.name}: {_short(exc)}"
-        if not isinstance(extras, dict) or not {"env", "eval_env"} <= set(extras):
+        if not isinstance(extras, dict):
+            return f"{extras_file.name} holds {type(extras).__name__}, not an object"
+        if self.require_states and not {"env", "eval_env"} <= set(extras):
             return f"{extras_file.name} lacks the environment RNG states"
         if with_buffer and extras.get("buffer_saved"):
             buffer_file = self.buffer_file(step)

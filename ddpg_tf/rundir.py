@@ -159,7 +159,8 @@ def _kind_name(kind: Any) -> str:
 def load_trained_agent(run_dir: Path, step: int | None = None,
                        advice: Advice | None = None) -> tuple[Config, DDPGAgent, gym.Env]:
     """A run's config, an eager agent holding its latest checkpoint (or checkpoint ``step``),
-    and its environment (the caller closes it). The replay buffer is not needed and not read.
+    and its environment (the caller closes it). The replay buffer and the RNG states are not
+    needed and not checked.
     Raises :class:`UsageError` (a :class:`CheckpointError` for a damaged checkpoint)."""
     from ddpg_tf.agent import DDPGAgent
     from ddpg_tf.checkpointing import API_ADVICE, Checkpointer
@@ -174,7 +175,7 @@ def load_trained_agent(run_dir: Path, step: int | None = None,
         obs_dim, low, high = space_dims(env)
         agent = DDPGAgent(config.replace(eager=True), obs_dim, low, high)
         Checkpointer(run_dir, agent.trackables(), config.keep_checkpoints, restore_step=step,
-                     require_buffer=False, advice=advice or API_ADVICE).restore_latest()
+                     require_buffer=False, require_states=False, advice=advice or API_ADVICE).restore_latest()
     except BaseException:
         env.close()
         raise

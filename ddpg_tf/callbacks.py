@@ -156,22 +156,45 @@ class Checkpointing(Callback):
         return None
 
 
+class ReplayDiagnostics(Callback):
+    """Gradient diagnostics (``diag/*``) every ``every`` steps on a replay batch drawn with a
+    generator of their own, handed to the loggers in ``info.scalars``. It runs before
+    :class:`Checkpointing`, so a checkpoint holds that generator after the step's draw and a
+    resumed run draws exactly what the uninterrupted one does."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def on_step(self, model: DDPG, info: StepInfo) -> bool | None:
+        if reached(info.step, info.new_steps, self.every) and info.metrics is not None:
+            info.scalars.update(model.agent.replay_diagnostics())
+        return None
+
+
 class TensorBoardLogger(Callback):
     """TensorBoard summaries in ``logdir``: losses, gradient norms and histograms every
-    ``log_every`` steps, episode returns, evaluations, gradient diagnostics every
-    ``diag_every`` steps (``diag/*``, on a replay batch drawn with a generator of their own),
-    and steps/s."""
+    ``log_every`` steps, episode returns, evaluations, the scalars other callbacks put in
+    ``info.scalars`` (such as :class:`ReplayDiagnostics`), and steps/s. ``diag_every`` > 0
+    draws the diagnostics here instead (for use without checkpoints: a checkpoint of the same
+    step would hold the generator before the draw)."""
 
     def __init__(self, logdir: str | Path, log_every: int, diag_every: int = 0) -> None:
         self.logdir, self.log_every, self.diag_every = Path(logdir), log_every, diag_every
         self.logger: Any = None
 
     def on_training_start(self, model: DDPG) -> None:
+        from ddpg_tf._quiet import tf
+        from ddpg_tf.paths import storage_error
         from ddpg_tf.summaries import SummaryLogger
 
         fresh = self.logger is None and model.num_timesteps == 0
         if self.logger is None:
-            self.logger = SummaryLogger(self.logdir)
+            try:
+                self.logger = SummaryLogger(self.logdir)
+            except (OSError, tf.errors.OpError) as exc:
+                text = " ".join(str(getattr(exc, "message", exc)).split())
+                reason = exc if isinstance(exc, OSError) else OSError(None, text)
+                raise storage_error(reason, self.logdir, "nothing was trained: {hint}try again") from None
         if fresh:
             self.logger.config(model.config)
         self._window = (time.perf_counter(), model.num_timesteps)
@@ -258,4 +281,4 @@ class EveryNSteps(Callback):
 
 
 __all__ = ["Callback", "CallbackList", "Checkpointing", "Evaluation", "EveryNSteps", "ProgressBar",
-           "StepInfo", "TensorBoardLogger", "reached"]
+           "ReplayDiagnostics", "StepInfo", "TensorBoardLogger", "reached"]

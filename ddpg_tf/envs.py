@@ -93,7 +93,7 @@ def checked_observation(obs: Any, shape: tuple[int, ...], env: Any, call: str) -
     """``obs`` as an array, or :class:`EnvError` if it does not have the declared ``shape``
     or is not numeric."""
     arr = np.asarray(obs)
-    if arr.shape != shape or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+    if arr.shape != shape or arr.dtype.kind not in "fiub":  # float, int, unsigned, bool
         raise EnvError(f"{_name(env)}.{call} returned an observation of shape {arr.shape} and dtype "
                        f"{arr.dtype}, but its observation space declares numbers of shape {shape}: fix the "
                        "environment or its observation_space")
@@ -102,7 +102,7 @@ def checked_observation(obs: Any, shape: tuple[int, ...], env: Any, call: str) -
 
 def checked_reward(reward: Any, env: Any) -> float:
     """``reward`` as a float, or :class:`EnvError` if it is not a number."""
-    if isinstance(reward, numbers.Real):
+    if type(reward) is float or isinstance(reward, numbers.Real):
         return float(reward)
     if isinstance(reward, np.ndarray) and reward.shape == () and np.issubdtype(reward.dtype, np.number):
         return float(reward)

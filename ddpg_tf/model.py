@@ -39,7 +39,7 @@ import gymnasium as gym
 import numpy as np
 
 from ddpg_tf.callbacks import (Callback, CallbackList, Checkpointing, Evaluation, ProgressBar,
-                               TensorBoardLogger)
+                               ReplayDiagnostics, TensorBoardLogger)
 from ddpg_tf.checkpointing import API_ADVICE, Advice, Checkpointer, export_actor
 from ddpg_tf.config import PRESETS, RESUMABLE_FIELDS, Config
 from ddpg_tf.envs import check_same_spaces, env_batch, env_id_of, make_env, make_vector_env
@@ -106,7 +106,10 @@ class DDPG:
         if run_dir is not None:
             checkpointing = Checkpointing(config.checkpoint_every)
             self.learner.episode_cuts += [checkpointing, self._stop_cut]
-            self._builtin += [checkpointing, TensorBoardLogger(run_dir, config.log_every, config.diag_every)]
+            # Diagnostics draw from their own generator before the checkpoint of the same step
+            # saves it; the logger writes them after.
+            self._builtin += [ReplayDiagnostics(config.diag_every), checkpointing,
+                              TensorBoardLogger(run_dir, config.log_every)]
 
     # --- training -------------------------------------------------------------------------
     def learn(self, total_timesteps: int, callbacks: Sequence[Callback] | Callback | None = None) -> DDPG:

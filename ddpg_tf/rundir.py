@@ -205,7 +205,10 @@ def truncate_evaluations(run_dir: Path, step: int) -> None:
     rows = path.read_text().splitlines()
     kept = [EVAL_HEADER] + [r for r in rows[1:] if (s := _eval_row_step(r)) is not None and s <= step]
     if kept != rows:
-        atomic_write_text(path, "\n".join(kept) + "\n")
+        try:
+            atomic_write_text(path, "\n".join(kept) + "\n")
+        except OSError as exc:
+            raise storage_error(exc, path, "nothing was changed: {hint}try again") from None
 
 
 def _eval_row_step(row: str) -> int | None:

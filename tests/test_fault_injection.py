@@ -36,7 +36,7 @@ KILLS = [  # (where DDPG_TF_KILL_AT kills, the latest checkpoint left)
     ("before-checkpoint:300", 200),  # side files of 300 written, checkpoint not yet
     ("step:550", 500),               # in the middle of training
     ("buffer:800", 700),             # while the buffer of 800 is written
-    ("step:1130", 1100),
+    ("step:1050", 1000),             # resumes from a step with gradient diagnostics (diag_every 1000)
     ("extras:1400", 1300),           # while the side file of 1400 is written
 ]
 

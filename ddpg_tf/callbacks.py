@@ -14,8 +14,9 @@ the same kind, so a user's own callback sees everything they see::
 
     model.learn(20_000, callbacks=[StopAtReturn()])
 
-They run in the order given, after the built-in ones (evaluation, checkpointing, TensorBoard,
-progress bar).
+They run in the order given, after the built-in ones (evaluation, replay diagnostics,
+checkpointing, TensorBoard, progress bar). A callback that raises ends ``learn`` with its own
+exception, after the other callbacks of that step ran (see :class:`CallbackList`).
 """
 
 from __future__ import annotations

@@ -198,9 +198,11 @@ def _continue_hint(run_dir: Path | None, prog: str | None) -> str:
     directory holds a run to resume, else ''."""
     if run_dir is None or not (run_dir / "config.json").is_file():
         return ""
-    if prog is None:
-        script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "train.py"
-        prog = f"python {shlex.quote(script)}"
+    if prog is None:  # as this process was started: python path/train.py, or the ddpg-tf-train script
+        script = sys.argv[0] if sys.argv else ""
+        name = Path(script).name
+        prog = (f"python {shlex.quote(script)}" if script.endswith(".py")
+                else name if name.startswith("ddpg-tf") else "python train.py")
     args = ["--logdir", str(run_dir.parent), "--run-name", run_dir.name, "--resume"]
     return f"; continue with: {prog} {shlex.join(args)}"
 

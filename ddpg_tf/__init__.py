@@ -21,6 +21,7 @@ _LAZY = {
     "Callback": "ddpg_tf.callbacks", "StepInfo": "ddpg_tf.callbacks",
     "DDPGError": "ddpg_tf.errors", "UsageError": "ddpg_tf.errors", "ConfigError": "ddpg_tf.errors",
     "EnvError": "ddpg_tf.errors", "CheckpointError": "ddpg_tf.errors", "TrainingError": "ddpg_tf.errors",
+    "InputError": "ddpg_tf.errors", "StorageError": "ddpg_tf.errors", "Interrupted": "ddpg_tf.errors",
     "train": "ddpg_tf.training",
 }
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from ddpg_tf.config import DEFAULT_PRESET, PRESETS, Config, field_docs
+from ddpg_tf.config import DEFAULT_PRESET, PRESETS, Config, field_docs, preset_config
 from ddpg_tf.errors import (EXIT_INTERRUPTED, EXIT_TRAINING_ERROR, EXIT_USAGE, ConfigError, DDPGError,
                              Interrupted, StorageError, TrainingError, UsageError, exit_status, fail)
 from ddpg_tf.faults import fault_point
@@ -118,7 +118,7 @@ def parse_command_line(argv: Sequence[str] | None = None) -> tuple[Config, set[s
     preset = ns.pop("preset")
     resume_from = ns.pop("resume_from", None)
     try:
-        config = PRESETS[preset].replace(**ns).validate()
+        config = preset_config(preset, ns.get("env_id")).replace(**ns).validate()
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     return config, set(ns), resume_from

@@ -220,8 +220,8 @@ class Learner:
                 continue
             if not self.config.skip_nonfinite:
                 raise TrainingError(f"the environment returned a non-finite {bad or 'observation'} at step "
-                                    f"{self.step + self.n}; fix the environment or pass --skip-nonfinite "
-                                    "to drop such transitions")
+                                    f"{self.step + self.n}; fix the environment or set skip_nonfinite "
+                                    "(--skip-nonfinite) to drop such transitions")
             self.skipped_nonfinite += 1
             if bad is not None:
                 keep[i] = False

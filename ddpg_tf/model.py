@@ -41,7 +41,7 @@ import numpy as np
 from ddpg_tf.callbacks import (Callback, CallbackList, Checkpointing, Evaluation, ProgressBar,
                                ReplayDiagnostics, TensorBoardLogger)
 from ddpg_tf.checkpointing import API_ADVICE, Advice, Checkpointer, export_actor
-from ddpg_tf.config import PRESETS, RESUMABLE_FIELDS, Config
+from ddpg_tf.config import RESUMABLE_FIELDS, Config, preset_config
 from ddpg_tf.envs import check_same_spaces, env_batch, env_id_of, make_env, make_vector_env
 from ddpg_tf.errors import CheckpointError, ConfigError, EnvError, InputError, Interrupted, UsageError
 from ddpg_tf.faults import fault_point
@@ -73,7 +73,10 @@ class DDPG:
 
     def __init__(self, env: EnvLike, config: Config | None = None, *, run_dir: str | Path | None = None,
                  eval_env: gym.Env | None = None, **overrides: Any) -> None:
-        config = _configure(config or PRESETS[self.preset], env, overrides)
+        if config is None:  # the preset, with its values for this environment (warm-up length, ...)
+            env_id = overrides.get("env_id", env) if isinstance(env, str) else env_id_of(env)
+            config = preset_config(self.preset, env_id if isinstance(env_id, str) else None)
+        config = _configure(config, env, overrides)
         run_dir = None if run_dir is None else Path(run_dir)
         if run_dir is not None:
             _check_new_run_dir(run_dir)
@@ -417,6 +420,8 @@ def _configure(base: Config, env: EnvLike, overrides: dict[str, Any]) -> Config:
         else:
             values["num_envs"] = 1
     n = values.get("num_envs", base.num_envs)
+    if n > 1 and base.update_schedule == "episode-end" and "update_schedule" not in overrides:
+        values["update_schedule"] = "every-step"  # bursts at episode ends need one environment
     total = values.get("total_steps", base.total_steps)
     values["total_steps"] = -(-total // n) * n  # learn() sets the real total; keep it valid
     try:

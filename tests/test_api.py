@@ -39,7 +39,8 @@ class Drift(gym.Env):
 
 
 SMALL = dict(actor_hidden=(16,), critic_hidden=(16,), batch_size=16, learning_starts=60, eval_every=0,
-             progress=False, buffer_size=5_000, seed=3)
+             progress=False, buffer_size=5_000, seed=3, jit_compile=False)
+"""Tiny models; without XLA, whose compile time would dominate these short runs."""
 
 
 def state(model) -> list[np.ndarray]:

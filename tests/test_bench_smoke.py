@@ -56,6 +56,7 @@ def test_update_flops_scale():
     assert bench.update_flops(17, 6, (400, 300), (400, 300), 512)["total"] == 2 * flops["total"]
 
 
+@pytest.mark.slow  # about 70 s: the whole --quick benchmark end to end (the workers are tested below)
 def test_quick_benchmark_runs(tmp_path):
     # Checked without importing: SB3 would pull PyTorch (and, through torch.utils.tensorboard,
     # TensorFlow again) into the test process; the benchmark runs both in their own workers.

@@ -12,6 +12,7 @@ from ddpg_tf.config import PRESETS
 from ddpg_tf.training import train
 
 
+@pytest.mark.slow  # 2 x 20 s of learning: the default suite keeps under 10 minutes on 2 cores
 @pytest.mark.parametrize("style", ["direct", "chain-rule"])
 def test_pendulum_preset_learns(tmp_path, style):
     config = PRESETS["pendulum"].replace(

@@ -128,7 +128,8 @@ def test_ou_noise_keeps_one_process_per_copy_and_restarts_only_ended_copies():
 
 @pytest.mark.parametrize("noise", ["ou", "param"])
 def test_stateful_noise_with_several_copies_resumes_exactly(tmp_path, noise):
-    cfg = dict(noise=noise, checkpoint_every=300, eval_every=0, param_noise_adapt_every=20)
+    cfg = dict(noise=noise, checkpoint_every=300, eval_every=0, param_noise_adapt_every=20,
+               jit_compile=False)  # XLA compiles would dominate these short runs
     full = train(vector_config(tmp_path, "full", total_steps=400, **cfg))
     first = train(vector_config(tmp_path, "cut", total_steps=300, **cfg))
     resumed = train(vector_config(tmp_path, "cut", total_steps=400, resume=True, **cfg),

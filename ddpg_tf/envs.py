@@ -76,7 +76,7 @@ def check_same_spaces(env: Any, reference: EnvBatch, role: str) -> None:
     observation and action shapes and action bounds of ``reference``."""
     obs_space = getattr(env, "observation_space", None)
     act_space = getattr(env, "action_space", None)
-    name = _name(env)
+    name = env_id_of(env)
     if not isinstance(obs_space, gym.spaces.Box) or not isinstance(act_space, gym.spaces.Box):
         check_space_types(obs_space, act_space, f"{role} {name}")
     same = (obs_space.shape == reference.observation_space.shape
@@ -94,7 +94,7 @@ def checked_observation(obs: Any, shape: tuple[int, ...], env: Any, call: str) -
     or is not numeric."""
     arr = np.asarray(obs)
     if arr.shape != shape or arr.dtype.kind not in "fiub":  # float, int, unsigned, bool
-        raise EnvError(f"{_name(env)}.{call} returned an observation of shape {arr.shape} and dtype "
+        raise EnvError(f"{env_id_of(env)}.{call} returned an observation of shape {arr.shape} and dtype "
                        f"{arr.dtype}, but its observation space declares numbers of shape {shape}: fix the "
                        "environment or its observation_space")
     return arr
@@ -106,8 +106,8 @@ def checked_reward(reward: Any, env: Any) -> float:
         return float(reward)
     if isinstance(reward, np.ndarray) and reward.shape == () and np.issubdtype(reward.dtype, np.number):
         return float(reward)
-    raise EnvError(f"{_name(env)}.step() returned a reward of type {type(reward).__name__} ({reward!r:.40}); "
-                   "a reward must be one number")
+    raise EnvError(f"{env_id_of(env)}.step() returned a reward of type {type(reward).__name__} "
+                   f"({reward!r:.40}); a reward must be one number")
 
 
 def space_dims(env: gym.Env | EnvBatch) -> tuple[int, np.ndarray, np.ndarray]:
@@ -258,8 +258,8 @@ class VectorEnv(EnvBatch):
         obs = self._checked(obs, "step()")
         rewards = np.asarray(rewards)
         if rewards.shape != (self.num_envs,) or not np.issubdtype(rewards.dtype, np.number):
-            raise EnvError(f"{_name(self.envs)}.step() returned rewards of shape {rewards.shape} and dtype "
-                           f"{rewards.dtype}; expected {self.num_envs} numbers, one per copy")
+            raise EnvError(f"{env_id_of(self.envs)}.step() returned rewards of shape {rewards.shape} and "
+                           f"dtype {rewards.dtype}; expected {self.num_envs} numbers, one per copy")
         ended = np.logical_or(terminated, truncated)
         successors = obs
         if self.same_step and ended.any():
@@ -301,15 +301,11 @@ def env_batch(env: gym.Env | gym.vector.VectorEnv) -> EnvBatch:
     else:
         raise EnvError(f"expected a gymnasium.Env, a gymnasium.vector.VectorEnv or an environment id, "
                        f"got {type(env).__name__}")
-    check_space_types(batch.observation_space, batch.action_space, _name(env))
+    check_space_types(batch.observation_space, batch.action_space, env_id_of(env))
     return batch
-
-
-def _name(env: Any) -> str:
-    spec = getattr(env, "spec", None)
-    return spec.id if spec is not None else type(getattr(env, "unwrapped", env)).__name__
 
 
 def env_id_of(env: Any) -> str:
     """The registered id of ``env`` (its class name when it is not registered)."""
-    return _name(env)
+    spec = getattr(env, "spec", None)
+    return spec.id if spec is not None else type(getattr(env, "unwrapped", env)).__name__

@@ -342,15 +342,17 @@ class DDPGAgent:
         rows = tf.TensorSpec((None, buffer.width), buffer.storage.dtype)
         self._store_any = compile_function(self._store_rows, [rows], eager=self.config.eager,
                                            fast_calls=self.config.fast_calls)
-        self._steps: dict[tuple[bool, bool, bool], Any] = {}
+        self._steps: dict[tuple[bool, bool, str | None], Any] = {}
 
     def step(self, rows: np.ndarray | None = None, *, train: bool = False,
-             act: np.ndarray | None = None) -> tuple[np.ndarray | None, dict[str, tf.Tensor] | None]:
+             act: np.ndarray | str | None = None) -> tuple[np.ndarray | None, dict[str, tf.Tensor] | None]:
         """The training loop's per-step work in one compiled call: store ``rows`` (packed
         transitions, shape (k, width), see ``ReplayBuffer.pack``), then with ``train`` run
         ``gradient_steps`` x ``num_envs`` updates on batches replayed from the bound buffer,
-        then select exploring actions for the observations ``act`` (shape (num_envs, obs_dim))
-        from the updated actor. Returns (actions or None, the last update's metrics or None).
+        then select exploring actions from the updated actor for the observations ``act``
+        (shape (num_envs, obs_dim)), or with ``act="next"`` for the next observations of the
+        ``rows`` (one row per copy, in order: the usual step, where no episode ended). Returns
+        (actions or None, the last update's metrics or None).
 
         The same numbers as separate calls for each part; one call per variant used is compiled
         on its first use. Rows of a count other than num_envs are stored by a separate call."""
@@ -358,32 +360,44 @@ class DDPGAgent:
             if len(rows):
                 self._store_any(rows)
             rows = None
-        key = (rows is not None, train, act is not None)
-        if key == (False, False, False):
+        if isinstance(act, str):
+            if act != "next" or rows is None:
+                raise ValueError("act='next' needs num_envs rows to take the next observations from")
+            mode: str | None = "next"
+        else:
+            mode = None if act is None else "given"
+        key = (rows is not None, train, mode)
+        if key == (False, False, None):
             return None, None
         fn = self._steps.get(key)
         if fn is None:
             fn = self._steps[key] = self._compile_step(*key)
-        args = [a for a in (rows, None if act is None else np.asarray(act, self.dtype)) if a is not None]
-        out = fn(*args)
-        if act is None:
+        # Only the inputs the variant takes: each input of a call costs time.
+        if mode == "given":
+            observations = np.asarray(act, self.dtype)
+            out = fn(rows, observations) if rows is not None else fn(observations)
+        else:
+            out = fn(rows) if rows is not None else fn()
+        if mode is None:
             return None, out if train else None
         actions, metrics = out
         return actions.numpy(), metrics if train else None
 
-    def _compile_step(self, store: bool, train: bool, act: bool) -> Any:
+    def _compile_step(self, store: bool, train: bool, act: str | None) -> Any:
         """The fused call storing (num_envs rows), training and acting as asked."""
         n, width = self.config.num_envs, self.replay.width
         signature = ([tf.TensorSpec((n, width), self.replay.storage.dtype)] if store else []) + (
-            [tf.TensorSpec((n, self.obs_dim), self.dtype)] if act else [])
+            [tf.TensorSpec((n, self.obs_dim), self.dtype)] if act == "given" else [])
+        a, b = self.replay.columns["next_observations"]
 
         def fused(*args: tf.Tensor) -> Any:
             if store:
                 self._store_rows(args[0])
             metrics = self._replay_updates() if train else {}
-            if act:
-                return self._act_batch(args[-1], True), metrics
-            return metrics if train else None
+            if act is None:
+                return metrics if train else None
+            observations = args[-1] if act == "given" else tf.cast(args[0][:, a:b], self.dtype)
+            return self._act_batch(observations, True), metrics
 
         # The inputs have fixed shapes: passed through staging tensors (compiled.py).
         return self._compiled(fused, signature, stage_inputs=True)

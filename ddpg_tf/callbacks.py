@@ -96,6 +96,7 @@ class CallbackList(Callback):
 
     def __init__(self, callbacks: Sequence[Callback]) -> None:
         self.callbacks = list(callbacks)
+        self._stepping = [c for c in self.callbacks if type(c).on_step is not Callback.on_step]
 
     def _all(self, call: Callable[[Callback], bool | None]) -> bool:
         go_on, first = True, None
@@ -113,7 +114,16 @@ class CallbackList(Callback):
             c.on_training_start(model)
 
     def on_step(self, model: DDPG, info: StepInfo) -> bool:
-        return self._all(lambda c: c.on_step(model, info))
+        # Called every iteration: a plain loop over the callbacks that define on_step.
+        go_on, first = True, None
+        for c in self._stepping:
+            try:
+                go_on = c.on_step(model, info) is not False and go_on
+            except Exception as exc:  # noqa: BLE001  (raised again below, as in _all)
+                first = first or exc
+        if first is not None:
+            raise first
+        return go_on
 
     def on_evaluation(self, model: DDPG, step: int, returns: np.ndarray) -> bool:
         return self._all(lambda c: c.on_evaluation(model, step, returns))

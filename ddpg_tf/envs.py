@@ -100,9 +100,13 @@ def checked_observation(obs: Any, shape: tuple[int, ...], env: Any, call: str) -
     return arr
 
 
+_NUMBER_TYPES = frozenset((float, int, np.float64, np.float32))
+"""Reward types accepted without the slower ``numbers.Real`` check (every step)."""
+
+
 def checked_reward(reward: Any, env: Any) -> float:
     """``reward`` as a float, or :class:`EnvError` if it is not a number."""
-    if type(reward) is float or isinstance(reward, numbers.Real):
+    if type(reward) in _NUMBER_TYPES or isinstance(reward, numbers.Real):
         return float(reward)
     if isinstance(reward, np.ndarray) and reward.shape == () and np.issubdtype(reward.dtype, np.number):
         return float(reward)
@@ -202,8 +206,9 @@ class SingleEnv(EnvBatch):
         successor = checked_observation(obs, self._shape, self.env, "step()")[None]
         reward = checked_reward(reward, self.env)
         if terminated or truncated:
-            obs = checked_observation(self.env.reset()[0], self._shape, self.env, "reset()")
-        self._obs = np.asarray(obs)[None]
+            self._obs = checked_observation(self.env.reset()[0], self._shape, self.env, "reset()")[None]
+        else:
+            self._obs = successor  # the same array: the loop then checks it only once
         return (self._obs, np.array([reward], np.float64), np.array([terminated]), np.array([truncated]),
                 successor, self._valid)
 

@@ -103,8 +103,10 @@ def _convert(args: tuple[Any, ...], specs: tuple[tf.TensorSpec, ...],
     tensors = []
     for arg, spec, stage in zip(args, specs, stages, strict=True):
         tensor = stage.put(arg) if stage is not None else None
-        if tensor is None:
-            tensor = arg if isinstance(arg, tf.Tensor) else _constant(arg, spec.dtype)
+        if tensor is not None:  # a staging tensor is made to the spec: nothing to check
+            tensors.append(tensor)
+            continue
+        tensor = arg if isinstance(arg, tf.Tensor) else _constant(arg, spec.dtype)
         if (tensor is None or tensor.dtype != spec.dtype
                 or not spec.shape.is_compatible_with(tensor.shape)):
             return None

@@ -8,7 +8,9 @@ happens there: ``SIGKILL`` (the default), ``SIGINT`` or ``SIGTERM`` sent to this
 The points: ``start`` (``train.py`` after its flags are read, before TensorFlow), ``step``
 (after each loop iteration, with the step reached), ``extras``, ``buffer`` and
 ``before-checkpoint`` (inside a checkpoint write, with its step) and ``export`` (before the
-exported actor is written). With the variable unset a point costs one dictionary lookup.
+exported actor is written). With the variable unset a point costs one dictionary lookup; the
+training loop reads it once per ``learn`` call (:func:`faults_armed`) and skips its per-step
+point when unset.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ import signal
 from pathlib import Path
 
 FAULT_ENV = "DDPG_TF_KILL_AT"
+
+
+def faults_armed() -> bool:
+    """Whether ``DDPG_TF_KILL_AT`` is set: loops may skip their per-step points when not."""
+    return bool(os.environ.get(FAULT_ENV))
 
 
 def fault_point(name: str, step: int | None, path: Path | None = None) -> None:
@@ -36,4 +43,4 @@ def fault_point(name: str, step: int | None, path: Path | None = None) -> None:
         os.kill(os.getpid(), getattr(signal, action or "SIGKILL"))
 
 
-__all__ = ["FAULT_ENV", "fault_point"]
+__all__ = ["FAULT_ENV", "fault_point", "faults_armed"]

@@ -31,6 +31,7 @@ window is cut there (as a truncation) and, if the observation was bad, that copy
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -128,15 +129,17 @@ class Learner:
         obs, rewards, terminated, truncated, successors, valid = envs.step(actions)
         ended = terminated | truncated
         restart = None
-        if (np.isfinite(rewards).all() and np.isfinite(successors).all()
-                and (obs is successors or np.isfinite(obs).all())):
+        # One test for the whole step: a sum is finite only if every term is (an overflow
+        # only sends the step down the slower, exact path).
+        if math.isfinite(rewards.sum() + successors.sum() + (0.0 if obs is successors else obs.sum())):
             rows, owners = self._windows_push(actions, rewards, terminated, truncated, successors, valid)
+            self.returns += rewards * valid
         else:
             rows, owners, restart = self._push_finite(actions, rewards, terminated, truncated,
                                                       successors, obs, valid)
+            self.returns += np.where(valid & np.isfinite(rewards), rewards, 0.0)
         self.back_to_last = _shift(self.back_to_last, owners)
         self.stored += len(rows)
-        self.returns += np.where(valid & np.isfinite(rewards), rewards, 0.0)
         self.lengths += valid
         self.step += n
         done = ended & valid
@@ -157,10 +160,17 @@ class Learner:
         # One compiled call stores the rows, runs the updates on replayed batches and selects
         # the next actions from the updated actor (same numbers as separate calls), unless the
         # episodes end after this step (a checkpoint), which would drop those actions.
-        act = obs if train and cfg.fuse_act else None
-        if act is not None and any(cut.due(self.step, n, final) for cut in self.episode_cuts):
-            act = None
-        self.next_actions, metrics = agent.step(np.stack(rows) if rows else None, train=train, act=act)
+        act: np.ndarray | str | None = None
+        if train and cfg.fuse_act:
+            # No episode ended (the next states are the rows'): act on the stored next states.
+            act = "next" if obs is successors and len(rows) == n else obs
+        if act is not None:
+            for cut in self.episode_cuts:
+                if cut.due(self.step, n, final):
+                    act = None
+                    break
+        packed = None if not rows else rows[0][None] if len(rows) == 1 else np.stack(rows)
+        self.next_actions, metrics = agent.step(packed, train=train, act=act)
         if train:
             self.metrics = metrics
         elif not per_step and episode_steps and self._updates_due():
@@ -196,6 +206,11 @@ class Learner:
         pack, obs = self.buffer.pack, self.obs
         for i in range(self.n):
             if not valid[i]:
+                continue
+            if self.config.n_step == 1:  # the window would pass the step through unchanged
+                rows.append(pack(obs[i], actions[i], float(rewards[i]), successors[i],
+                                 bool(terminated[i]), bool(truncated[i])))
+                owners.append(i)
                 continue
             # successors[i] is the true next state even when the episode ended (autoreset).
             for t in self.windows[i].push(obs[i], actions[i], float(rewards[i]), successors[i],

@@ -44,7 +44,7 @@ from ddpg_tf.checkpointing import API_ADVICE, Advice, Checkpointer, export_actor
 from ddpg_tf.config import RESUMABLE_FIELDS, Config, preset_config
 from ddpg_tf.envs import check_same_spaces, env_batch, env_id_of, make_env, make_vector_env
 from ddpg_tf.errors import CheckpointError, ConfigError, EnvError, InputError, Interrupted, UsageError
-from ddpg_tf.faults import fault_point
+from ddpg_tf.faults import fault_point, faults_armed
 from ddpg_tf.loop import Learner
 from ddpg_tf.paths import check_writable, storage_error
 from ddpg_tf.rundir import (CONFIG_FILE, check_field_types, evaluate_policy, read_run_config,
@@ -146,9 +146,11 @@ class DDPG:
             try:
                 learner.callbacks.on_training_start(self)
                 try:
+                    armed = faults_armed()  # tests' fault injection (ddpg_tf.faults)
                     while learner.step < learner.target_step and not learner.stop:
                         learner.iterate()
-                        fault_point("step", learner.step)
+                        if armed:
+                            fault_point("step", learner.step)
                         # With a run dir, stop where no next actions were selected (the stop cut
                         # saw to that), so the stop's checkpoint is like a scheduled one.
                         if stop.signum is not None and (self.run_dir is None or learner.next_actions is None):

@@ -60,6 +60,9 @@ class ReplayBuffer(tf.Module):
         edges = np.concatenate([[0], np.cumsum(widths)]).tolist()
         self.columns = {f: (edges[i], edges[i + 1]) for i, f in enumerate(fields)}
         self.width = int(edges[-1])
+        # The columns as a NumPy array for pack (called every step): tf.Module wraps a dict
+        # attribute in a tracking proxy whose lookups cost more than the copies themselves.
+        self._edges = np.asarray(edges)
         self.storage = tf.Variable(tf.zeros((self.capacity, self.width), self.dtype), trainable=False,
                                    name="storage")
         self._position = tf.Variable(0, dtype=tf.int64, trainable=False, name="position")
@@ -97,15 +100,15 @@ class ReplayBuffer(tf.Module):
              bootstrap_steps: int = 1) -> np.ndarray:
         """One transition as a packed row (NumPy, in the buffer's dtype)."""
         row = np.empty(self.width, self.dtype)
-        c = self.columns
-        row[c["observations"][0]:c["observations"][1]] = observation
-        row[c["actions"][0]:c["actions"][1]] = action
-        row[c["rewards"][0]] = reward
-        row[c["next_observations"][0]:c["next_observations"][1]] = next_observation
-        row[c["terminated"][0]] = terminated
-        row[c["truncated"][0]] = truncated
-        if "bootstrap_steps" in c:
-            row[c["bootstrap_steps"][0]] = bootstrap_steps
+        e = self._edges.tolist()  # field i spans e[i]:e[i + 1], in the order of the arguments
+        row[e[0]:e[1]] = observation
+        row[e[1]:e[2]] = action
+        row[e[2]] = reward
+        row[e[3]:e[4]] = next_observation
+        row[e[4]] = terminated
+        row[e[5]] = truncated
+        if len(e) > 7:
+            row[e[6]] = bootstrap_steps
         elif bootstrap_steps != 1:
             raise ValueError("a 1-step buffer stores only 1-step transitions")
         return row

@@ -230,6 +230,7 @@ def test_ctrl_c_stops_every_trial(tmp_path):
 # --------------------------------------------------------------------------------------------
 # The same experiment on a local Ray instance
 # --------------------------------------------------------------------------------------------
+@pytest.mark.slow  # 30 s of Ray start-up; the default suite must stay under 10 minutes on 2 cores
 def test_ray_backend_matches_local(local_run, tmp_path):
     pytest.importorskip("ray")
     out, first = local_run

@@ -79,3 +79,24 @@ def test_rounds_must_be_a_positive_integer(rounds):
     agent = _agent(jit_compile=False)
     with pytest.raises(ValueError, match="rounds must be a positive integer"):
         agent.train_on_replay(rounds)
+
+
+def test_fused_step_acting_on_the_rows_next_states_equals_acting_on_given_observations():
+    """``agent.step(rows, train=True, act="next")`` (the loop's usual step: no episode ended)
+    selects the same actions from the same updated state as passing those next states."""
+    overrides = {"jit_compile": False, "obs_norm": True}  # the rows' states pass the normaliser too
+    a, b = _agent(**overrides), _agent(**overrides)
+    buffer = a.replay
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        obs, nxt = rng.normal(size=3), rng.normal(size=3)
+        row = buffer.pack(obs, rng.uniform(-2, 2, 1), float(rng.normal()), nxt, False, False)[None]
+        lo, hi = buffer.columns["next_observations"]
+        actions_next, metrics_next = a.step(row, train=True, act="next")
+        actions_given, metrics_given = b.step(row, train=True, act=row[:, lo:hi])
+        np.testing.assert_array_equal(actions_next, actions_given)
+        assert float(metrics_next["loss/critic"]) == float(metrics_given["loss/critic"])
+    for x, y in zip(_state(a), _state(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    with pytest.raises(ValueError, match="act='next'"):
+        a.step(None, train=True, act="next")

@@ -144,8 +144,10 @@ def summary_markdown(spec: ExperimentSpec, results: list[dict[str, Any]], failur
         "",
     ]
     if SB3_VARIANT in spec.libraries:
-        lines += ["Rows labelled `sb3` are Stable-Baselines3's TD3 run with the same resolved settings and "
-                  "evaluation protocol (see `runs/*__sb3__*/sb3.json`); the other rows are ddpg-tf's "
+        lines += ["Rows labelled `sb3` are Stable-Baselines3 runs (its TD3 class; SB3's DDPG is that "
+                  "class with one critic, no policy delay and no target smoothing) with the same resolved "
+                  "settings and evaluation protocol (see `runs/*__sb3__*/sb3.json`); the other rows are "
+                  "ddpg-tf's "
                   "actor-update styles. Comparisons between the two libraries are always unpaired: "
                   "seed k of one library and seed k of the other are unrelated runs.", ""]
     if failures:

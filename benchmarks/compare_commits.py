@@ -32,18 +32,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# As in bench_sb3.py: the repository root replaces this folder on sys.path (benchmarks.* imports).
+if sys.path and Path(sys.path[0] or ".").resolve() == HERE:
+    sys.path[0] = str(ROOT)
+elif str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-CASES: dict[str, dict[str, Any]] = {
-    "pendulum-64": dict(env_id="Pendulum-v1", actor_hidden=(64, 64), critic_hidden=(64, 64), batch_size=64),
-    "pendulum-quickstart": dict(env_id="Pendulum-v1"),
-    "halfcheetah-256": dict(env_id="HalfCheetah-v5", actor_hidden=(256, 256), critic_hidden=(256, 256),
-                            batch_size=256),
-}
-"""Config fields of each case on top of :data:`COMMON`."""
+from benchmarks.cases import CASES, GAMMA, LEARNING_RATE, NOISE_SIGMA, TAU  # noqa: E402
 
 COMMON: dict[str, Any] = dict(learning_starts=1000, eval_every=0, checkpoint_every=0, export=False,
-                              progress=False, diag_every=0, buffer_size=1_000_000)
+                              progress=False, diag_every=0, buffer_size=1_000_000, actor_lr=LEARNING_RATE,
+                              critic_lr=LEARNING_RATE, tau=TAU, gamma=GAMMA, noise_sigma=NOISE_SIGMA)
+"""Config fields of every case: bench_sb3.py's shared hyperparameters, nothing written to disk
+but the logs."""
+
+
+def case_fields(name: str) -> dict[str, Any]:
+    """Config fields of bench_sb3.py's case ``name`` (its network and batch; default flags)."""
+    case = CASES[name]
+    return dict(COMMON, env_id=case.env_id, actor_hidden=case.hidden, critic_hidden=case.hidden,
+                batch_size=case.batch_size)
 
 
 def unpack_base(rev: str, into: Path) -> None:
@@ -125,7 +135,8 @@ def summary(this: list[float], base: list[float]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("rev", help="the commit to compare with (any git revision)")
-    parser.add_argument("--case", choices=sorted(CASES), default="pendulum-64")
+    parser.add_argument("--case", choices=sorted(CASES), default="pendulum-64",
+                        help="a case of bench_sb3.py, with the library's default flags")
     parser.add_argument("--blocks", type=int, default=30, help="timed blocks per side")
     parser.add_argument("--block-steps", type=int, default=250, help="environment steps per block")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
@@ -138,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         unpack_base(args.rev, Path(tmp))
         sys.path[:0] = [tmp, str(ROOT)]
         for seed in args.seeds:
-            fields = {**COMMON, **CASES[args.case], "seed": seed}
+            fields = {**case_fields(args.case), "seed": seed}
             fields["total_steps"] = fields["learning_starts"] + args.block_steps * (args.blocks + 3)
             baton, errors = Baton(), []
             sides = [threading.Thread(target=run_side, args=(baton, "base", "this", "ddpg_tf_base", fields,

@@ -98,9 +98,10 @@ class CallbackList(Callback):
         self.callbacks = list(callbacks)
         self._stepping = [c for c in self.callbacks if type(c).on_step is not Callback.on_step]
 
-    def _all(self, call: Callable[[Callback], bool | None]) -> bool:
+    def _all(self, call: Callable[[Callback], bool | None],
+             callbacks: list[Callback] | None = None) -> bool:
         go_on, first = True, None
-        for c in self.callbacks:
+        for c in self.callbacks if callbacks is None else callbacks:
             try:
                 go_on = call(c) is not False and go_on
             except Exception as exc:  # noqa: BLE001  (raised again below, after the others ran)
@@ -114,16 +115,8 @@ class CallbackList(Callback):
             c.on_training_start(model)
 
     def on_step(self, model: DDPG, info: StepInfo) -> bool:
-        # Called every iteration: a plain loop over the callbacks that define on_step.
-        go_on, first = True, None
-        for c in self._stepping:
-            try:
-                go_on = c.on_step(model, info) is not False and go_on
-            except Exception as exc:  # noqa: BLE001  (raised again below, as in _all)
-                first = first or exc
-        if first is not None:
-            raise first
-        return go_on
+        # Called every iteration: only the callbacks that define on_step.
+        return self._all(lambda c: c.on_step(model, info), self._stepping)
 
     def on_evaluation(self, model: DDPG, step: int, returns: np.ndarray) -> bool:
         return self._all(lambda c: c.on_evaluation(model, step, returns))

@@ -207,11 +207,6 @@ class Learner:
         for i in range(self.n):
             if not valid[i]:
                 continue
-            if self.config.n_step == 1:  # the window would pass the step through unchanged
-                rows.append(pack(obs[i], actions[i], float(rewards[i]), successors[i],
-                                 bool(terminated[i]), bool(truncated[i])))
-                owners.append(i)
-                continue
             # successors[i] is the true next state even when the episode ended (autoreset).
             for t in self.windows[i].push(obs[i], actions[i], float(rewards[i]), successors[i],
                                           bool(terminated[i]), bool(truncated[i])):

@@ -60,9 +60,10 @@ class ReplayBuffer(tf.Module):
         edges = np.concatenate([[0], np.cumsum(widths)]).tolist()
         self.columns = {f: (edges[i], edges[i + 1]) for i, f in enumerate(fields)}
         self.width = int(edges[-1])
-        # The columns as a NumPy array for pack (called every step): tf.Module wraps a dict
-        # attribute in a tracking proxy whose lookups cost more than the copies themselves.
-        self._edges = np.asarray(edges)
+        # The column edges as a plain tuple for pack (called every step): tf.Module wraps a dict
+        # attribute in a tracking proxy whose lookups cost more than the copies themselves (a
+        # tuple of numbers stays a tuple).
+        self._edges = tuple(edges)
         self.storage = tf.Variable(tf.zeros((self.capacity, self.width), self.dtype), trainable=False,
                                    name="storage")
         self._position = tf.Variable(0, dtype=tf.int64, trainable=False, name="position")
@@ -100,7 +101,7 @@ class ReplayBuffer(tf.Module):
              bootstrap_steps: int = 1) -> np.ndarray:
         """One transition as a packed row (NumPy, in the buffer's dtype)."""
         row = np.empty(self.width, self.dtype)
-        e = self._edges.tolist()  # field i spans e[i]:e[i + 1], in the order of the arguments
+        e = self._edges  # field i spans e[i]:e[i + 1], in the order of the arguments
         row[e[0]:e[1]] = observation
         row[e[1]:e[2]] = action
         row[e[2]] = reward
@@ -259,6 +260,9 @@ class NStepWindow:
              next_observation: np.ndarray, terminated: bool, truncated: bool) -> list[tuple]:
         """Add one step; return the n-step transitions it completes (in time order), as
         ``ReplayBuffer.pack`` argument tuples."""
+        if self.n == 1:  # nothing pending: the step passes through unchanged
+            return [(observation, action, float(reward), next_observation, bool(terminated),
+                     bool(truncated), 1)]
         self._pending.append((observation, action, float(reward)))
         self._last = (next_observation, bool(terminated), bool(truncated))
         if terminated or truncated:

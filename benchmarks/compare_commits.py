@@ -20,6 +20,7 @@ version 0.1 on). The runs write their logs into temporary directories.
 from __future__ import annotations
 
 import argparse
+import ast
 import io
 import re
 import statistics
@@ -132,6 +133,21 @@ def summary(this: list[float], base: list[float]) -> dict[str, Any]:
             "ratio_min": ratios[0], "ratio_median": statistics.median(ratios), "ratio_max": ratios[-1]}
 
 
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``FIELD=VALUE`` as a (field, value) pair; ``true``/``false`` and Python literals are
+    read as such, anything else stays a string."""
+    field, sep, value = text.partition("=")
+    if not sep:
+        raise SystemExit(f"compare_commits: --set takes FIELD=VALUE, not {text!r}")
+    lowered = {"true": True, "false": False}.get(value.lower())
+    if lowered is not None:
+        return field, lowered
+    try:
+        return field, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return field, value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("rev", help="the commit to compare with (any git revision)")
@@ -142,14 +158,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="one pair of runs per seed (the speed of an update can depend on the data, "
                              "e.g. through denormal numbers, so one seed can mislead); blocks are pooled")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a Config field for both sides, e.g. --set jit_compile=false (repeatable; "
+                             "the value is read as a Python literal, else kept as a string)")
     args = parser.parse_args(argv)
+    overrides = dict(parse_setting(text) for text in args.set)
     this_rates: list[float] = []
     base_rates: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         unpack_base(args.rev, Path(tmp))
         sys.path[:0] = [tmp, str(ROOT)]
         for seed in args.seeds:
-            fields = {**case_fields(args.case), "seed": seed}
+            fields = {**case_fields(args.case), **overrides, "seed": seed}
             fields["total_steps"] = fields["learning_starts"] + args.block_steps * (args.blocks + 3)
             baton, errors = Baton(), []
             sides = [threading.Thread(target=run_side, args=(baton, "base", "this", "ddpg_tf_base", fields,

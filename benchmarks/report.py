@@ -12,7 +12,7 @@ from typing import Any
 
 from benchmarks.cases import (CASES, LIB_LABEL, LIBRARIES, NOISE_SIGMA, OTHER_LOAD_WARNING, PER_CALL,
                               PER_CALL_KEY, SPREAD_FLAG, VALUE_KEY, Case)
-from benchmarks.flops import update_flops
+from ddpg_tf.speed import update_flops
 
 
 # --- summaries ---------------------------------------------------------------------------------

@@ -52,11 +52,16 @@ def _ours_agent(spec: dict[str, Any]) -> tuple[Any, Any, Any]:
     from ddpg_tf.envs import make_env, space_dims
     from ddpg_tf.runtime import seed_everything, set_threads
 
+    from ddpg_tf.speed import kept_speed_fields, resolve_speed
+
     config = ours_config(spec)
-    set_threads(config.threads, config.intra_op_threads, config.inter_op_threads)
-    seed_everything(config)
     env = make_env(config.env_id)
     obs_dim, low, high = space_dims(env)
+    # As a model would: speed="auto" picks what the overrides leave open.
+    config, _ = resolve_speed(config, obs_dim, len(low),
+                              kept_speed_fields(config, spec.get("ddpg_tf_overrides") or {}))
+    set_threads(config.threads, config.intra_op_threads, config.inter_op_threads)
+    seed_everything(config)
     return config, env, DDPGAgent(config, obs_dim, low, high)
 
 

@@ -34,6 +34,7 @@ NoiseUnits = Literal["half-range", "absolute"]
 EpsilonPlacement = Literal["tensorflow", "torch"]
 UpdateSchedule = Literal["every-step", "episode-end"]
 FinalInit = Literal["uniform-3e-3", "fan-in"]
+SpeedMode = Literal["auto", "manual"]
 
 ACTOR_UPDATES: tuple[str, ...] = ("direct", "chain-rule", "dpg-surrogate")
 STYLES_WITH_DQDA: tuple[str, ...] = ("chain-rule", "dpg-surrogate")
@@ -238,6 +239,11 @@ class Config:
     fuse_act: bool = True
     """Run each update and the next action selection as one compiled call (same numbers,
     one call fewer per step)."""
+    speed: SpeedMode = "auto"
+    """`auto`: choose jit_compile, batch_chunks and the thread counts from the size of one
+    update (networks, batch, dtype) and the cores, keeping any of them you set yourself; the
+    choice is printed once and saved in config.json (rule: ddpg_tf/speed.py, docs/benchmarks.md).
+    `manual`: use those four fields as they are."""
     jit_compile: bool = True
     """Compile the train and act steps with XLA (`tf.function(jit_compile=True)`)."""
     batch_chunks: int = 1
@@ -302,7 +308,8 @@ class Config:
         if not self.adam_epsilon > 0:
             raise ConfigError(f"--adam-epsilon must be positive, got {self.adam_epsilon}")
         for name, kind in (("noise_units", NoiseUnits), ("adam_epsilon_placement", EpsilonPlacement),
-                           ("update_schedule", UpdateSchedule), ("final_init", FinalInit)):
+                           ("update_schedule", UpdateSchedule), ("final_init", FinalInit),
+                           ("speed", SpeedMode)):
             choices = typing.get_args(kind)
             if getattr(self, name) not in choices:
                 raise ConfigError(f"unknown --{_flag(name)} {getattr(self, name)!r}; choose from "
@@ -550,5 +557,5 @@ RESUMABLE_FIELDS = frozenset({
     "total_steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
     "keep_checkpoints", "export", "save_buffer", "eager", "progress", "resume", "logdir", "run_name",
     "diag_every", "fuse_act", "jit_compile", "threads", "intra_op_threads", "inter_op_threads",
-    "batch_chunks", "fast_calls",
+    "batch_chunks", "fast_calls", "speed",
 })

@@ -42,7 +42,7 @@ from ddpg_tf.callbacks import (Callback, CallbackList, Checkpointing, Evaluation
                                ReplayDiagnostics, TensorBoardLogger)
 from ddpg_tf.checkpointing import API_ADVICE, Advice, Checkpointer, export_actor
 from ddpg_tf.config import RESUMABLE_FIELDS, Config, preset_config
-from ddpg_tf.envs import check_same_spaces, env_batch, env_id_of, make_env, make_vector_env
+from ddpg_tf.envs import check_same_spaces, env_batch, env_id_of, make_env, make_vector_env, space_dims
 from ddpg_tf.errors import CheckpointError, ConfigError, EnvError, InputError, Interrupted, UsageError
 from ddpg_tf.faults import fault_point, faults_armed
 from ddpg_tf.loop import Learner
@@ -50,6 +50,7 @@ from ddpg_tf.paths import check_writable, storage_error
 from ddpg_tf.rundir import (CONFIG_FILE, check_field_types, evaluate_policy, read_run_config,
                             truncate_evaluations, write_run_config)
 from ddpg_tf.runtime import set_threads
+from ddpg_tf.speed import kept_speed_fields, resolve_speed
 from ddpg_tf.signals import StopSignals, deferred, signal_name
 
 EnvLike = gym.Env | gym.vector.VectorEnv | str
@@ -80,19 +81,25 @@ class DDPG:
         run_dir = None if run_dir is None else Path(run_dir)
         if run_dir is not None:
             _check_new_run_dir(run_dir)
-        self._open(env, config, run_dir, eval_env)
+        self._open(env, config, run_dir, eval_env, speed_given=kept_speed_fields(config, overrides))
 
-    def _open(self, env: EnvLike, config: Config, run_dir: Path | None, eval_env: gym.Env | None) -> None:
-        set_threads(config.threads, config.intra_op_threads, config.inter_op_threads)
+    def _open(self, env: EnvLike, config: Config, run_dir: Path | None, eval_env: gym.Env | None,
+              speed_given: set[str] | None = None) -> None:
+        """Build the learner on ``env``. ``speed_given``: resolve ``speed="auto"`` for a new
+        run, keeping these fields (None: a loaded run keeps its saved settings)."""
         self._own_envs = isinstance(env, str)
         self._own_eval_env = False
         if isinstance(env, str):
             env = make_env(env) if config.num_envs == 1 else make_vector_env(env, config.num_envs)
         self.env = env
-        self.config = config
         self.run_dir = run_dir
         try:
             envs = env_batch(env)
+            if speed_given is not None:
+                config = _resolve_speed(config, envs, speed_given)
+            else:
+                set_threads(config.threads, config.intra_op_threads, config.inter_op_threads)
+            self.config = config
             if eval_env is not None:
                 check_same_spaces(eval_env, envs, "eval_env")
             self._own_eval_env = eval_env is None
@@ -396,6 +403,25 @@ def _callback_list(callbacks: Any) -> list[Callback]:
 
 def _same_dir(a: Path, b: Path) -> bool:
     return Path(a).resolve() == Path(b).resolve()
+
+
+def _resolve_speed(config: Config, envs: Any, given: set[str]) -> Config:
+    """``config`` with ``speed="auto"`` resolved for ``envs``' dimensions and the thread pools
+    set; the choice is printed (with ``progress``). Thread counts the rule chose are dropped,
+    with a note, when TensorFlow has already started with others (the numbers do not depend
+    on them)."""
+    obs_dim, low, _ = space_dims(envs)
+    resolved, line = resolve_speed(config, obs_dim, len(low), given)
+    try:
+        set_threads(resolved.threads, resolved.intra_op_threads, resolved.inter_op_threads)
+    except UsageError:
+        if {"threads", "intra_op_threads", "inter_op_threads"} & given:
+            raise
+        resolved = resolved.replace(intra_op_threads=0, inter_op_threads=0)
+        line = line and line.replace("; --speed", "; threads kept (TensorFlow had started); --speed")
+    if line and resolved.progress:
+        print(line, flush=True)
+    return resolved
 
 
 def _configure(base: Config, env: EnvLike, overrides: dict[str, Any]) -> Config:

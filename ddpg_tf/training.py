@@ -23,6 +23,7 @@ from ddpg_tf.config import Config
 from ddpg_tf.errors import EnvError, UsageError
 from ddpg_tf.model import DDPG
 from ddpg_tf.rundir import evaluate_policy, resolve_run
+from ddpg_tf.speed import kept_speed_fields
 
 CLI_ADVICE = Advice(
     pick="pass --resume-from {step} to continue from it (later checkpoints are moved to "
@@ -61,7 +62,9 @@ def train(config: Config, given: set[str] | frozenset[str] = frozenset(),
     config, run_dir = resolve_run(config, set(given), resume_from)
     model = DDPG.__new__(DDPG)
     try:
-        model._open(config.env_id, config, run_dir, None)
+        # A new run resolves speed="auto"; a resumed one keeps the settings it saved.
+        model._open(config.env_id, config, run_dir, None,
+                    speed_given=None if config.resume else kept_speed_fields(config, given))
     except EnvError as exc:
         raise UsageError(str(exc)) from None
     try:

@@ -1,7 +1,7 @@
-"""The comparison benchmark (benchmarks/bench_sb3.py and the modules beside it): its FLOP count,
-its report (N peers, min / median / max, spread flags, memory baselines; rebuilt from a JSON),
-its command line and peer selection, the workers (ddpg-tf's; SB3's and SBX's when installed),
-a --quick run; and the peak memory of a compiled call (benchmarks/memory.py,
+"""The comparison benchmark (benchmarks/bench_sb3.py and the modules beside it): its report
+(N peers, min / median / max, spread flags, memory baselines; rebuilt from a JSON), its command
+line and peer selection, the workers (ddpg-tf's; SB3's and SBX's when installed), a --quick
+run; and the peak memory of a compiled call (benchmarks/memory.py,
 benchmarks/gradient_memory.py)."""
 
 from __future__ import annotations
@@ -23,37 +23,6 @@ from benchmarks import bench_sb3, runner  # noqa: E402
 from benchmarks import flops as bench  # noqa: E402
 from benchmarks.cases import CASES, LIBS, PER_CALL, QUICK, TUNED  # noqa: E402
 from benchmarks.report import markdown  # noqa: E402
-
-
-def test_update_flops_by_hand():
-    # obs 3, action 1, one hidden layer of 4, batch 2.
-    # actor 3 -> 4 -> 1: MACs per sample 12 + 4 = 16, forward 2 * 2 * 16 = 64 FLOPs.
-    # critic (3 + 1) -> 4 -> 1: MACs 16 + 4 = 20, forward 2 * 2 * 20 = 80 FLOPs.
-    assert bench.mlp_macs([3, 4, 1]) == 16
-    assert bench.update_flops(3, 1, (4,), (4,), 2) == {
-        "target_actor_forward": 64,
-        "target_critic_forward": 80,
-        "critic_forward": 80,
-        # weight gradients of both layers (80) + input gradient of the second layer only (2*2*4*1)
-        "critic_backward": 80 + 16,
-        "actor_forward": 64,
-        "critic_forward_on_policy_actions": 80,
-        # no weight gradients: input gradient of layer 2 (16) + the action column of layer 1 (2*2*1*4)
-        "critic_backward_to_action": 16 + 16,
-        # weight gradients (64) + input gradient of the second layer (2*2*4*1)
-        "actor_backward": 64 + 16,
-        "total": 576,
-    }
-
-
-def test_update_flops_scale():
-    # Large layers: a backward with weight gradients is ~2 forwards, one without ~1, so the
-    # total approaches 4 F(actor) + 6 F(critic); and it is linear in the batch size.
-    flops = bench.update_flops(17, 6, (400, 300), (400, 300), 256)
-    fa = 2 * 256 * bench.mlp_macs([17, 400, 300, 6])
-    fc = 2 * 256 * bench.mlp_macs([23, 400, 300, 1])
-    assert flops["total"] == pytest.approx(4 * fa + 6 * fc, rel=0.03)
-    assert bench.update_flops(17, 6, (400, 300), (400, 300), 512)["total"] == 2 * flops["total"]
 
 
 @pytest.mark.slow  # about 70 s: the whole --quick benchmark end to end (the workers are tested below)

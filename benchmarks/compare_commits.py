@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import io
 import re
 import statistics
@@ -112,6 +113,11 @@ def run_side(baton: Baton, me: str, other: str, package: str, fields: dict[str, 
             if step >= start:
                 baton.handover(me, other, None if step == start else block)
 
+        # Both sides run the case's settings as given: a version with speed="auto" would
+        # otherwise choose its own (and its thread counts cannot apply in a shared process).
+        names = {f.name for f in dataclasses.fields(config_module.Config)}
+        if "speed" in names and "speed" not in fields:
+            fields = {**fields, "speed": "manual"}
         with tempfile.TemporaryDirectory() as logdir:
             config = config_module.Config(**fields, logdir=logdir, log_every=block).validate()
             training.train(config, on_log=on_log)

@@ -157,7 +157,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "only CASE, e.g. jit_compile=false or halfcheetah-256:batch_chunks=2 "
                              "(repeatable; VALUE is parsed as JSON, else taken as a string)")
     parser.add_argument("--tuned", action="store_true",
-                        help="ddpg-tf with the README's speed settings per case: "
+                        help="ddpg-tf with explicit speed settings per case (what speed=auto picks on "
+                             "2 cores; without --tuned the library's defaults decide): "
                              + "; ".join(f"{c}: {overrides_text(o)}" for c, o in TUNED.items())
                              + " (--ddpg-tf-set entries override them)")
     parser.add_argument("--num-envs", type=int, default=4,

@@ -79,7 +79,8 @@ CASES: dict[str, Case] = {c.name: c for c in (
 
 LARGE_NETWORK_SETTINGS = {"jit_compile": False, "batch_chunks": 2, "intra_op_threads": 1,
                           "inter_op_threads": 2}
-"""The README's speed settings for 256-wide and larger networks on 2 cores (``--tuned``)."""
+"""The settings ``speed="auto"`` picks for 256-wide and larger networks on 2 cores, set
+explicitly by ``--tuned`` (which was the only way before ``speed="auto"``)."""
 TUNED = {name: dict(LARGE_NETWORK_SETTINGS) for name in ("pendulum-256", "halfcheetah-256",
                                                          "halfcheetah-400-300")}
 """``--tuned``: per-case ddpg-tf settings (small networks keep the library defaults, XLA)."""

@@ -73,6 +73,8 @@ class Case:
 CASES: dict[str, Case] = {c.name: c for c in (
     Case("pendulum-64", "Pendulum-v1", 3, 1, (64, 64), 64, 200, 5000),
     Case("pendulum-256", "Pendulum-v1", 3, 1, (256, 256), 256, 200, 5000),
+    # The networks and batch of the pendulum preset (the quick start).
+    Case("pendulum-256-b128", "Pendulum-v1", 3, 1, (256, 256), 128, 200, 5000),
     Case("halfcheetah-256", "HalfCheetah-v5", 17, 6, (256, 256), 256, 1000, 3000),
     Case("halfcheetah-400-300", "HalfCheetah-v5", 17, 6, (400, 300), 256, 1000, 3000),
 )}
@@ -81,8 +83,8 @@ LARGE_NETWORK_SETTINGS = {"jit_compile": False, "batch_chunks": 2, "intra_op_thr
                           "inter_op_threads": 2}
 """The settings ``speed="auto"`` picks for 256-wide and larger networks on 2 cores, set
 explicitly by ``--tuned`` (which was the only way before ``speed="auto"``)."""
-TUNED = {name: dict(LARGE_NETWORK_SETTINGS) for name in ("pendulum-256", "halfcheetah-256",
-                                                         "halfcheetah-400-300")}
+TUNED = {name: dict(LARGE_NETWORK_SETTINGS)
+         for name in ("pendulum-256", "pendulum-256-b128", "halfcheetah-256", "halfcheetah-400-300")}
 """``--tuned``: per-case ddpg-tf settings (small networks keep the library defaults, XLA)."""
 
 # Shared hyperparameters (see bench_sb3.py's docstring).

@@ -63,7 +63,7 @@ class Learner:
                                    seed=stream_seed(config.seed, "replay"), dtype=config.dtype,
                                    n_step=config.n_step)
         self.agent.bind_replay(self.buffer)
-        self.checkpointer = (Checkpointer(run_dir, self.agent.trackables(), config.keep_checkpoints)
+        self.checkpointer = (Checkpointer(run_dir, self.trackables(), config.keep_checkpoints)
                              if run_dir is not None else None)
         envs.seed_actions(stream_seed(config.seed, "action_space"))
         eval_env.reset(seed=stream_seed(config.seed, "eval_env"))
@@ -97,6 +97,10 @@ class Learner:
         in progress, such as checkpoints: on those steps no next actions are selected."""
 
     # --- state --------------------------------------------------------------------------
+    def trackables(self) -> dict[str, Any]:
+        """Everything a checkpoint of this run holds besides the replay buffer and the step."""
+        return self.agent.trackables()
+
     def restore(self, checkpointer: Checkpointer) -> None:
         """Continue from ``checkpointer``'s latest checkpoint (weights, optimisers, noise,
         counters, replay buffer, environment RNGs). Raises ``CheckpointError``/``ValueError``."""

@@ -45,6 +45,7 @@ from ddpg_tf.config import RESUMABLE_FIELDS, Config, preset_config
 from ddpg_tf.envs import check_same_spaces, env_batch, env_id_of, make_env, make_vector_env, space_dims
 from ddpg_tf.errors import CheckpointError, ConfigError, EnvError, InputError, Interrupted, UsageError
 from ddpg_tf.faults import fault_point, faults_armed
+from ddpg_tf.in_graph import ENV_MODULES, InGraphLearner, unsupported
 from ddpg_tf.loop import Learner
 from ddpg_tf.paths import check_writable, storage_error
 from ddpg_tf.rundir import (CONFIG_FILE, check_field_types, evaluate_policy, read_run_config,
@@ -86,7 +87,9 @@ class DDPG:
     def _open(self, env: EnvLike, config: Config, run_dir: Path | None, eval_env: gym.Env | None,
               speed_given: set[str] | None = None) -> None:
         """Build the learner on ``env``. ``speed_given``: resolve ``speed="auto"`` for a new
-        run, keeping these fields (None: a loaded run keeps its saved settings)."""
+        run, keeping these fields (None: a loaded run keeps its saved settings); it names
+        ``in_graph`` if the user asked for the in-graph loop."""
+        config = _resolve_in_graph(config, env, speed_given)
         self._own_envs = isinstance(env, str)
         self._own_eval_env = False
         if isinstance(env, str):
@@ -103,7 +106,8 @@ class DDPG:
             if eval_env is not None:
                 check_same_spaces(eval_env, envs, "eval_env")
             self._own_eval_env = eval_env is None
-            self.learner = Learner(config, envs, eval_env or _evaluation_copy(env), run_dir)
+            learner = InGraphLearner if config.in_graph else Learner
+            self.learner = learner(config, envs, eval_env or _evaluation_copy(env), run_dir)
         except BaseException:
             if self._own_envs:
                 env.close()
@@ -271,7 +275,7 @@ class DDPG:
             write_run_config(path, self.config)
             checkpointer = self.learner.checkpointer if own else None
             if checkpointer is None:
-                checkpointer = Checkpointer(path, self.learner.agent.trackables(),
+                checkpointer = Checkpointer(path, self.learner.trackables(),
                                             self.config.keep_checkpoints)
             self.learner.save_checkpoint(checkpointer)
             export_actor(self.policy, path)
@@ -326,7 +330,7 @@ class DDPG:
         """Continue from the latest checkpoint in ``path``, or from checkpoint ``step`` (used by
         :meth:`load` and resume); ``advice`` words the hints of a damaged-checkpoint error."""
         path = Path(path)
-        checkpointer = Checkpointer(path, self.learner.agent.trackables(), self.config.keep_checkpoints,
+        checkpointer = Checkpointer(path, self.learner.trackables(), self.config.keep_checkpoints,
                                     restore_step=step, require_buffer=self.config.save_buffer, advice=advice)
         try:
             self.learner.restore(checkpointer)
@@ -403,6 +407,28 @@ def _callback_list(callbacks: Any) -> list[Callback]:
 
 def _same_dir(a: Path, b: Path) -> bool:
     return Path(a).resolve() == Path(b).resolve()
+
+
+def _resolve_in_graph(config: Config, env: EnvLike, given: set[str] | None) -> Config:
+    """``config`` with ``in_graph`` as it will be used on ``env``: kept on where the in-graph
+    loop can run it, else off; an error where the user asked for it (``given`` names
+    ``in_graph``) or a loaded run used it (``given`` None)."""
+    if not config.in_graph:
+        return config
+    reason = unsupported(config, env)
+    if reason is None:
+        if config.progress and given is not None:
+            print(f"in-graph: {config.env_id} steps inside the compiled training loop (ddpg_tf/tf_envs; "
+                  "--no-in-graph for gymnasium's env)", flush=True)
+        return config
+    if given is None:
+        raise ConfigError(f"this run trained with the in-graph loop, which cannot continue here: {reason}; "
+                          "load it with the environment's id (env=None)")
+    if "in_graph" in given:
+        raise ConfigError(f"--in-graph cannot run this: {reason}; drop it (or pass --no-in-graph)")
+    if config.progress and isinstance(env, str) and env in ENV_MODULES:
+        print(f"in-graph: off ({reason})", flush=True)
+    return config.replace(in_graph=False)
 
 
 def _resolve_speed(config: Config, envs: Any, given: set[str]) -> Config:

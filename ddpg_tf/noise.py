@@ -59,6 +59,9 @@ class ActionNoise(tf.Module):
         """Called at the start of every episode: of every copy (``done`` None), or of the
         copies where the boolean array ``done`` is true."""
 
+    def reset_where(self, done: tf.Tensor) -> None:
+        """In-graph :meth:`reset` of the copies where the ``[copies]`` bool tensor ``done`` is true."""
+
 
 class GaussianNoise(ActionNoise):
     """Independent N(0, (sigma * unit)^2) per step and component (TD3, SB3 default)."""
@@ -124,6 +127,13 @@ class OrnsteinUhlenbeckNoise(ActionNoise):
         else:
             keep = tf.constant(~np.asarray(done, bool)[:, None], self.dtype)
             self.state.assign(self.state * keep)
+
+    def reset_where(self, done: tf.Tensor) -> None:
+        keep = tf.cast(tf.logical_not(done), self.dtype)
+        if self.copies is None:  # one process: restart it when its (only) copy's episode ended
+            self.state.assign(self.state * keep[0])
+        else:
+            self.state.assign(self.state * keep[:, None])
 
 
 class NoNoise(ActionNoise):

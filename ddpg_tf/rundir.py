@@ -97,6 +97,7 @@ def read_run_config(run_dir: Path) -> Config:
         if not isinstance(values, dict):
             raise ValueError(f"expected a JSON object, got {type(values).__name__}")
         check_field_types(values)
+        values.setdefault("in_graph", False)  # saved before the in-graph loop: the usual loop ran
         return Config.from_dict(values).validate()
     except (OSError, ValueError, TypeError) as exc:  # ConfigError and JSON errors are ValueErrors
         reason = " ".join(str(exc).split())[:160]

@@ -1,6 +1,6 @@
 """Fault injection through ``train.py``: a run killed with SIGKILL again and again, or stopped
 with SIGINT and SIGTERM, and resumed each time, ends bit-identical to an uninterrupted run with
-the same checkpoint schedule.
+the same checkpoint schedule: the Python loop (``--no-in-graph``) and the in-graph loop.
 
 The kills land at points chosen by training progress (``DDPG_TF_KILL_AT=where:step``, see
 :mod:`ddpg_tf.faults`): in the middle of training, and inside each part of a checkpoint write.
@@ -41,14 +41,22 @@ KILLS = [  # (where DDPG_TF_KILL_AT kills, the latest checkpoint left)
 ]
 
 
+IN_GRAPH_KILLS = [  # the in-graph loop stops only at log/checkpoint steps (multiples of 100)
+    ("step:500", 500),               # after the iteration ending at 500 (its checkpoint written)
+    ("buffer:800", 700),             # while the buffer of 800 is written
+    ("extras:1400", 1300),           # while the side file of 1400 is written
+]
+
+
 def start(logdir: Path, name: str, resume: bool, kill_at: str | None = None,
-          command: list[str] | None = None) -> subprocess.Popen:
+          command: list[str] | None = None, loop: str = "--no-in-graph") -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("DDPG_TF_KILL_AT", None)
     if kill_at:
         env["DDPG_TF_KILL_AT"] = kill_at
     if command is None:
-        command = [sys.executable, str(ROOT / "train.py"), *ARGS, "--logdir", str(logdir), "--run-name", name]
+        command = [sys.executable, str(ROOT / "train.py"), *ARGS, loop, "--logdir", str(logdir),
+                   "--run-name", name]
         command += ["--resume"] if resume else []
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -143,3 +151,21 @@ def test_sigint_and_sigterm_stop_with_a_checkpoint_and_the_printed_command_resum
     code, stderr = finish(start(tmp_path, "stopped", resume=True, command=command))
     assert code == 0, stderr
     assert_same_run(run_dir, reference)
+
+
+def test_in_graph_sigkill_and_resume_matches_uninterrupted_run(tmp_path):
+    """The same with the whole loop in one graph: the environment state and episodes in
+    progress are checkpoint variables, and the resumed run ends bit-identical."""
+    code, stderr = finish(start(tmp_path, "reference", resume=False, loop="--in-graph"))
+    assert code == 0, stderr
+    run_dir = tmp_path / "faulty"
+    left: list[int | None] = []
+    for kill_at, _ in IN_GRAPH_KILLS:
+        code, stderr = finish(start(tmp_path, "faulty", resume=run_dir.exists(), kill_at=kill_at,
+                                    loop="--in-graph"))
+        assert code == -signal.SIGKILL, f"{kill_at}: exit {code}: {stderr}"
+        left.append(latest(run_dir))
+    assert left == [kept for _, kept in IN_GRAPH_KILLS]
+    code, stderr = finish(start(tmp_path, "faulty", resume=True, loop="--in-graph"))
+    assert code == 0, stderr
+    assert_same_run(run_dir, tmp_path / "reference")

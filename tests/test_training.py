@@ -35,6 +35,7 @@ def small_config(tmp_path: Path, run_name: str, **overrides) -> Config:
         actor_hidden=(32, 32), critic_hidden=(32, 32), eval_every=200, eval_episodes=2,
         log_every=100, checkpoint_every=0, progress=False, export=False,
         logdir=str(tmp_path), run_name=run_name, seed=3,
+        in_graph=False,  # this module pins the Python loop; tests/test_in_graph.py the in-graph one
     )
     return base.replace(**overrides).validate()
 

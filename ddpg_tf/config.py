@@ -243,9 +243,9 @@ class Config:
     """For an environment given by id that has a TensorFlow version (Pendulum-v1,
     MountainCarContinuous-v0; ddpg_tf/tf_envs): run acting, the environment step, storing and
     the updates of all steps between two log, evaluation or checkpoint steps in one compiled
-    `tf.while_loop` (ddpg_tf/in_graph.py). Needs gaussian, ou or no noise, n_step 1 and the
-    every-step schedule; elsewhere the usual loop runs (and an explicit `--in-graph` is an
-    error). `--no-in-graph` steps gymnasium's own environment. Saved in config.json as used."""
+    `tf.while_loop` (ddpg_tf/in_graph.py). Needs gaussian, ou or no noise and n_step 1;
+    elsewhere the usual loop runs (and an explicit `--in-graph` is an error). `--no-in-graph`
+    steps gymnasium's own environment. Saved in config.json as used."""
     speed: SpeedMode = "auto"
     """`auto`: choose jit_compile, batch_chunks and the thread counts from the size of one
     update (networks, batch, dtype) and the cores, keeping any of them you set yourself; the

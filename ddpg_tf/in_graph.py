@@ -10,6 +10,7 @@ evaluation, diagnostics or checkpoint step, or the end of ``learn``) in one comp
     s_t+1, r_t, terminated, truncated = env.step(s_t, a_t)     (same-step autoreset)
     store (s_t, a_t, r_t, s_t+1, terminated, truncated)         (s_t+1: the true successor)
     num_envs x gradient_steps updates on replayed batches       once updates are due
+        (with the episode-end schedule: gradient_steps x the episode's length, after it ends)
     restart the exploration noise of the copies whose episode ended,
 
 returning to Python only for what the callbacks do at those stops (PureJaxRL/gymnax do this
@@ -21,8 +22,9 @@ episodes than ``--no-in-graph`` does.
 Exact resume: the environment state, the episodes in progress and every generator are
 variables of the checkpoint, so a checkpoint cuts no episode (unlike the Python loop's resume
 rule) and a run resumed from it continues bit for bit; so does a run cut into other chunks
-(tests/test_in_graph.py). Needs gaussian, ou or no action noise, ``n_step`` 1 and the
-every-step schedule (:func:`unsupported`); the environment must be given by its id.
+(tests/test_in_graph.py). Both update schedules run in-graph (with ``episode-end``, the
+updates after an episode are a ``tf.while_loop`` of its length). Needs gaussian, ou or no
+action noise and ``n_step`` 1 (:func:`unsupported`); the environment must be given by its id.
 """
 
 from __future__ import annotations
@@ -62,8 +64,6 @@ def unsupported(config: Config, env: Any) -> str | None:
         return "parameter noise perturbs the actor between episodes in Python"
     if config.n_step != 1:
         return "n-step returns are assembled in Python"
-    if config.update_schedule != "every-step":
-        return "the episode-end schedule runs its updates from Python"
     return None
 
 
@@ -170,11 +170,14 @@ class InGraphLearner(Learner):
             due = replay._size > 0
         else:
             due = (step > cfg.learning_starts) & (replay._size >= cfg.batch_size)
-        metrics = tf.cond(due, agent._replay_updates, lambda: metrics)
-        # Episodes: record the ended ones (return, length), restart their noise.
         returns = g.returns + tf.cast(reward, tf.float64)
         lengths = g.lengths + 1
         done = terminated | truncated
+        if cfg.update_schedule == "every-step":
+            metrics = tf.cond(due, agent._replay_updates, lambda: metrics)
+        else:  # TD3 authors' schedule (one copy): after an episode, as many updates as it had steps
+            due = due & done[0]
+            metrics = tf.cond(due, lambda: self._rounds(lengths[0], metrics), lambda: metrics)
         slots = g.ended_count + tf.cumsum(tf.cast(done, tf.int64)) - 1
         ended = tf.stack([returns, tf.cast(lengths, tf.float64)], axis=1)
         g.ended.scatter_nd_update(tf.boolean_mask(slots, done)[:, None], tf.boolean_mask(ended, done))
@@ -187,6 +190,14 @@ class InGraphLearner(Learner):
         g.observations.assign(next_obs)
         g.last_actions.assign(tf.cast(actions, tf.float32))
         return due, metrics
+
+    def _rounds(self, rounds: tf.Tensor, metrics: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """``rounds`` rounds of the agent's updates in a ``tf.while_loop`` (as
+        ``DDPGAgent.train_on_replay``); the last round's metrics."""
+        def body(i: tf.Tensor, _: dict[str, tf.Tensor]) -> tuple:
+            return i + 1, self.agent._replay_updates()
+
+        return tf.while_loop(lambda i, _: i < rounds, body, (tf.constant(0, tf.int64), metrics))[1]
 
     # --- the loop's iteration, as Learner.iterate ----------------------------------------------
     def iterate(self) -> StepInfo:

@@ -138,3 +138,18 @@ def test_a_run_trained_in_graph_loads_only_by_id(tmp_path) -> None:
     model.save(tmp_path / "m")
     with pytest.raises(ConfigError, match="trained with the in-graph loop"):
         DDPG.load(tmp_path / "m", env=gym.make("Pendulum-v1"))
+
+
+def test_episode_end_schedule_runs_in_graph_as_in_python() -> None:
+    """The `td3` preset's schedule (the TD3 authors'): after each episode, as many updates as it
+    had steps, from the first episode end on (training during the warm-up)."""
+    whole = TD3("Pendulum-v1", log_every=1000, **SMALL)
+    assert whole.config.update_schedule == "episode-end" and whole.config.train_during_warmup
+    assert isinstance(whole.learner, InGraphLearner)
+    whole.learn(450)
+    cut = TD3("Pendulum-v1", log_every=50, **SMALL)
+    cut.learn(250).learn(200)
+    assert_same(state(whole), state(cut))
+    python_loop = TD3("Pendulum-v1", in_graph=False, **SMALL)
+    python_loop.learn(450)
+    assert int(whole.agent.updates.numpy()) == int(python_loop.agent.updates.numpy()) == 400

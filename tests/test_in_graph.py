@@ -130,6 +130,9 @@ def test_settings_it_cannot_run_fall_back_or_fail() -> None:
         DDPG(env, in_graph=True, **SMALL)
     with pytest.raises(ConfigError, match="--in-graph cannot run this: parameter noise"):
         DDPG("Pendulum-v1", in_graph=True, noise="param", **SMALL)
+    with pytest.raises(ConfigError, match="HalfCheetah-v5 has no TensorFlow version .those that have: "
+                                          "Pendulum-v1, MountainCarContinuous-v0"):
+        DDPG("HalfCheetah-v5", in_graph=True, **SMALL)
 
 
 def test_a_run_trained_in_graph_loads_only_by_id(tmp_path) -> None:

@@ -74,7 +74,7 @@ stall badly when another process holds a core: SB3 updates then run tens of time
 ``--threads N`` sets ddpg-tf's and PyTorch's intra- and inter-op threads instead of their
 defaults (XLA's CPU pool under JAX has no such setting). With SB3 alone the full run (4 cases,
 3 repeats, 101 worker processes) took about 23 minutes on 2 cores; with SB3 and SBX it is 158
-workers, about 35 minutes; the fifth case (pendulum-256-b128) adds 42 workers.
+workers, about 35 minutes; the fifth case (pendulum-256-b128) adds about 40 workers.
 
 (d) **vector environments** (extra rows, ``--num-envs N``, default 4; 0 skips them): end to end
     with N environment copies for every library, one gradient step per collected transition:

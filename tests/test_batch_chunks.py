@@ -31,9 +31,17 @@ def _run(chunks: int, **overrides):
     return losses, [w for m in models for w in m.get_weights()]
 
 
-@pytest.mark.parametrize("style", ACTOR_UPDATES)
-@pytest.mark.parametrize("extra", [{}, {"twin_critics": True, "target_noise": 0.2, "policy_delay": 2}],
-                         ids=["ddpg", "td3"])
+# Every style with DDPG and TD3; the default suite runs one style per algorithm (suite time),
+# `-m slow` the other four.
+TD3_FIELDS = {"twin_critics": True, "target_noise": 0.2, "policy_delay": 2}
+CASES = [pytest.param(style, extra, id=f"{name}-{style}",
+                      marks=() if (name, style) in (("ddpg", "direct"), ("td3", "chain-rule"))
+                      else pytest.mark.slow)
+         for name, extra in (("ddpg", {}), ("td3", TD3_FIELDS))
+         for style in ACTOR_UPDATES]
+
+
+@pytest.mark.parametrize("style,extra", CASES)
 def test_chunked_updates_equal_full_batch_updates(style, extra):
     ref_losses, ref_weights = _run(1, actor_update=style, **extra)
     for chunks in (2, 4):

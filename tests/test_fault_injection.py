@@ -44,7 +44,6 @@ KILLS = [  # (where DDPG_TF_KILL_AT kills, the latest checkpoint left)
 IN_GRAPH_KILLS = [  # the in-graph loop stops only at log/checkpoint steps (multiples of 100)
     ("step:500", 500),               # after the iteration ending at 500 (its checkpoint written)
     ("buffer:800", 700),             # while the buffer of 800 is written
-    ("extras:1400", 1300),           # while the side file of 1400 is written
 ]
 
 

@@ -12,17 +12,16 @@ call (its compilation) and 2,000 training steps. ``auto`` is the library's defau
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* imports, as bench_sb3.py
+
+from benchmarks.memory import status_mib  # noqa: E402
 
 
 def rss() -> tuple[float, float]:
     """(current, peak) resident set size in MiB."""
-    values = {}
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(value.split()[0]) / 1024
-    return values["VmRSS"], values["VmHWM"]
+    return status_mib("VmRSS"), status_mib("VmHWM")
 
 
 def main(argv: list[str]) -> None:

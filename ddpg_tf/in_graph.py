@@ -37,10 +37,9 @@ import numpy as np
 
 from ddpg_tf._quiet import tf
 from ddpg_tf.callbacks import StepInfo, reached
-from ddpg_tf.checkpointing import Checkpointer
 from ddpg_tf.config import Config, stream_seed
 from ddpg_tf.envs import EnvBatch
-from ddpg_tf.loop import Learner
+from ddpg_tf.loop import Learner, updates_due
 from ddpg_tf.tf_envs import MOUNTAIN_CAR_ID, PENDULUM_ID, mountain_car, pendulum
 
 ENV_MODULES: dict[str, Any] = {
@@ -72,7 +71,7 @@ class InGraphState(tf.Module):
     the environment copies' state and observations, the episodes in progress, the step
     counter and the generators of resets and warm-up actions."""
 
-    def __init__(self, module: Any, n: int, obs_dim: int, action_dim: int, seed: int) -> None:
+    def __init__(self, module: Any, n: int, action_dim: int, seed: int) -> None:
         super().__init__(name="in_graph")
         self.module = module
         state, obs = module.reset(tf.constant([0, 0], tf.int64), n)  # shapes and dtypes only
@@ -118,12 +117,10 @@ class InGraphLearner(Learner):
 
     def __init__(self, config: Config, envs: EnvBatch, eval_env: gym.Env,
                  run_dir: Path | None = None) -> None:
-        self.graph = InGraphState(ENV_MODULES[config.env_id], envs.num_envs,
-                                  int(envs.observation_space.shape[0]), int(envs.action_space.shape[-1]),
-                                  config.seed)
+        self.action_dim = int(envs.action_space.shape[-1])
+        self.graph = InGraphState(ENV_MODULES[config.env_id], envs.num_envs, self.action_dim, config.seed)
         super().__init__(config, envs, eval_env, run_dir)
         self.reset_seed = None  # the environment copies are reset from the in-graph generator
-        self.action_dim = int(envs.action_space.shape[-1])
         # The update's metrics as zeros, for the iterations before learning starts.
         spec = tf.function(self.agent._replay_updates).get_concrete_function().structured_outputs
         self._no_metrics = {k: tf.zeros(v.shape, v.dtype) for k, v in spec.items()}
@@ -157,19 +154,10 @@ class InGraphLearner(Learner):
             lambda: agent._act_batch(tf.cast(obs, agent.dtype), True))
         state, next_obs, reward, terminated, truncated, final_obs = g.module.step_autoreset(
             g.read_env_state(), tf.cast(actions, tf.float32), g.reset_generator)
-        # Store (s, a, r, s' = the true successor, terminated, truncated), as ReplayBuffer.pack.
-        dtype = replay.storage.dtype
-        rows = tf.concat([tf.cast(obs, dtype), tf.cast(actions, dtype), tf.cast(reward, dtype)[:, None],
-                          tf.cast(final_obs, dtype), tf.cast(terminated, dtype)[:, None],
-                          tf.cast(truncated, dtype)[:, None]], axis=1)
-        agent._store_rows(rows)
+        # Store (s, a, r, s' = the true successor, terminated, truncated).
+        agent._store_rows(replay.pack_rows(obs, actions, reward, final_obs, terminated, truncated))
         step = g.step.assign_add(n)
-        # Updates are due as in Learner._updates_due (the buffer's size is the stored count
-        # up to its capacity).
-        if cfg.train_during_warmup:
-            due = replay._size > 0
-        else:
-            due = (step > cfg.learning_starts) & (replay._size >= cfg.batch_size)
+        due = updates_due(cfg, step, replay._size)  # the buffer's size: stored, up to capacity
         returns = g.returns + tf.cast(reward, tf.float64)
         lengths = g.lengths + 1
         done = terminated | truncated
@@ -232,11 +220,6 @@ class InGraphLearner(Learner):
         return info
 
     # --- state ------------------------------------------------------------------------------
-    def restore(self, checkpointer: Checkpointer) -> None:
-        super().restore(checkpointer)
-        self.reset_seed = None
-        self.step = int(self.graph.step.numpy())
-
     def end_episodes(self) -> None:
         """Nothing to end: the episodes in progress are part of the checkpoint."""
 

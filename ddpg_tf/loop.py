@@ -195,10 +195,7 @@ class Learner:
     def _updates_due(self) -> bool:
         """Whether updates may run now: after the warm-up once the buffer holds a batch, or
         (``train_during_warmup``) as soon as it holds a transition."""
-        cfg = self.config
-        if cfg.train_during_warmup:
-            return self.stored > 0
-        return self.step > cfg.learning_starts and min(self.stored, cfg.buffer_size) >= cfg.batch_size
+        return bool(updates_due(self.config, self.step, min(self.stored, self.config.buffer_size)))
 
     def _windows_push(self, actions: np.ndarray, rewards: np.ndarray, terminated: np.ndarray,
                       truncated: np.ndarray, successors: np.ndarray,
@@ -312,6 +309,15 @@ class Learner:
                 else "no checkpoint was written")
         raise TrainingError(f"a loss or gradient became NaN/Inf in an update before step {self.step} (the "
                             f"update was skipped); {kept}; try a lower learning rate or --max-grad-norm")
+
+
+def updates_due(config: Config, step: Any, buffered: Any) -> Any:
+    """Whether updates may run after ``step`` steps with ``buffered`` transitions in the buffer:
+    after the warm-up once it holds a batch, or (``train_during_warmup``) once it holds one.
+    Python numbers or tensors (the in-graph loop), hence ``&``."""
+    if config.train_during_warmup:
+        return buffered > 0
+    return (step > config.learning_starts) & (buffered >= config.batch_size)
 
 
 def _shift(back_to_last: list[int | None], owners: list[int]) -> list[int | None]:

@@ -125,8 +125,7 @@ class OrnsteinUhlenbeckNoise(ActionNoise):
         if done is None or self.copies is None:
             self.state.assign(tf.zeros_like(self.state))
         else:
-            keep = tf.constant(~np.asarray(done, bool)[:, None], self.dtype)
-            self.state.assign(self.state * keep)
+            self.reset_where(tf.constant(np.asarray(done, bool)))
 
     def reset_where(self, done: tf.Tensor) -> None:
         keep = tf.cast(tf.logical_not(done), self.dtype)

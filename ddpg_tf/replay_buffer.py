@@ -102,6 +102,17 @@ class ReplayBuffer(tf.Module):
         """Split packed rows into a :class:`Batch` of column slices (tensors)."""
         return Batch(*(rows[:, a:b] for a, b in self.columns.values()))
 
+    def pack_rows(self, observations: tf.Tensor, actions: tf.Tensor, rewards: tf.Tensor,
+                  next_observations: tf.Tensor, terminated: tf.Tensor, truncated: tf.Tensor) -> tf.Tensor:
+        """In-graph :meth:`pack` of a batch of 1-step transitions (``[n, ...]`` tensors;
+        rewards and the flags ``[n]``): the ``[n, width]`` rows in the buffer's dtype."""
+        if "bootstrap_steps" in self.columns:
+            raise ValueError("pack_rows packs 1-step transitions; this buffer holds n-step rows")
+        dtype = self.storage.dtype
+        return tf.concat([tf.cast(observations, dtype), tf.cast(actions, dtype),
+                          tf.cast(rewards, dtype)[:, None], tf.cast(next_observations, dtype),
+                          tf.cast(terminated, dtype)[:, None], tf.cast(truncated, dtype)[:, None]], axis=1)
+
     def pack(self, observation: np.ndarray, action: np.ndarray, reward: float,
              next_observation: np.ndarray, terminated: bool, truncated: bool,
              bootstrap_steps: int = 1) -> np.ndarray:

@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     signature = [tf.TensorSpec(row.shape, buffer.storage.dtype)]
 
     def store_and_train(rows: tf.Tensor) -> dict[str, tf.Tensor]:  # agent.step(rows, train=True)
-        agent._store_rows(rows)
-        return agent._replay_updates()
+        agent.store_in_graph(rows)
+        return agent.update_in_graph()
 
     function = tf.function(store_and_train, input_signature=signature, jit_compile=True)
     concrete = function.get_concrete_function()

@@ -126,7 +126,7 @@ class DDPGAgent:
                                                   dtype=self.dtype)
             self.perturbed_actor = actor("perturbed_actor")
             self.adaptive_actor = actor("adaptive_actor")  # measures the distance for adaptation
-            self._perturb = self._compiled(self._perturb_actor, [])
+            self._perturb = self.compile(self._perturb_actor, [])
         # Metrics of the latest actor update, reported on the steps a policy delay skips it.
         if config.policy_delay > 1:
             self._last_actor = {k: tf.Variable(tf.zeros((), self.dtype), trainable=False, name=k)
@@ -147,21 +147,21 @@ class DDPGAgent:
         one = tf.TensorSpec((self.obs_dim,), self.dtype)
         batch_spec = [obs, act, col, obs, col] + ([col] if config.n_step > 1 else [])
         if config.n_step > 1:
-            self._train = self._compiled(self._train_step, batch_spec)
+            self._train = self.compile(self._train_step, batch_spec)
         else:  # the signature must cover every parameter: leave out bootstrap_steps
-            self._train = self._compiled(lambda o, a, r, o2, d: self._train_step(o, a, r, o2, d),
+            self._train = self.compile(lambda o, a, r, o2, d: self._train_step(o, a, r, o2, d),
                                          batch_spec)
-        self._diagnose = self._compiled(self._diagnostics, [obs])
+        self._diagnose = self.compile(self._diagnostics, [obs])
         # Greedy actions for one observation (evaluation, predict) and for a batch; exploring
         # actions for the batch of num_envs observations the training loop steps with.
-        self._act_one_greedy = self._compiled(lambda o: self._act_batch(o[None], False)[0], [one],
+        self._act_one_greedy = self.compile(lambda o: self.act_in_graph(o[None], False)[0], [one],
                                               stage_inputs=True)
-        self._act_one_explore = self._compiled(lambda o: self._act_batch(o[None], True)[0], [one],
+        self._act_one_explore = self.compile(lambda o: self.act_in_graph(o[None], True)[0], [one],
                                                stage_inputs=True)
-        self._act_greedy = self._compiled(lambda o: self._act_batch(o, False), [obs])
-        self._act_explore = self._compiled(lambda o: self._act_batch(o, True), [obs])
+        self._act_greedy = self.compile(lambda o: self.act_in_graph(o, False), [obs])
+        self._act_explore = self.compile(lambda o: self.act_in_graph(o, True), [obs])
 
-    def _compiled(self, fn: Any, signature: list[tf.TensorSpec], stage_inputs: bool = False) -> Any:
+    def compile(self, fn: Any, signature: list[tf.TensorSpec], stage_inputs: bool = False) -> Any:
         """``fn`` as a ``tf.function`` (XLA with ``jit_compile``) called through the
         low-overhead path of :mod:`ddpg_tf.compiled`; ``fn`` itself when ``eager``."""
         return compile_function(fn, signature, jit_compile=self.config.jit_compile, eager=self.config.eager,
@@ -294,7 +294,11 @@ class DDPGAgent:
             "diag/policy_action_abs_max": tf.reduce_max(tf.abs(a)),
         }
 
-    def _act_batch(self, observations: tf.Tensor, explore: bool) -> tf.Tensor:
+    # --- graph ops: the agent's parts for code that compiles its own loop -------------------
+    # The methods named *_in_graph build ops and are meant to be called inside a function
+    # compiled with :meth:`compile` (the fused step below, ddpg_tf/in_graph.py): they read and
+    # assign the agent's variables and return tensors, never NumPy.
+    def act_in_graph(self, observations: tf.Tensor, explore: bool) -> tf.Tensor:
         """Actions for a batch of observations (one per environment copy): mu(s), plus each
         copy's exploration noise if ``explore`` (or from the perturbed actor with parameter
         noise), clipped to the bounds."""
@@ -305,6 +309,11 @@ class DDPGAgent:
         if explore:
             actions = actions + self.noise.sample_n(tf.shape(actions)[0])
         return tf.clip_by_value(actions, self._low, self._high)
+
+    def random_actions_in_graph(self, generator: tf.random.Generator, n: int) -> tf.Tensor:
+        """``n`` actions drawn uniformly within the bounds from ``generator`` (the warm-up)."""
+        u = generator.uniform([n, self.action_dim], dtype=self.dtype)
+        return self._low + (self._high - self._low) * u
 
     # --- parameter-space noise (Plappert et al. 2018) ------------------------------------
     def _perturb_actor(self) -> None:
@@ -334,13 +343,13 @@ class DDPGAgent:
         if self.param_noise is not None:
             self._noise_generator = tf.random.Generator.from_seed(
                 stream_seed(self.config.seed, "param_noise_replay"))
-            self._adapt = self._compiled(self._adapt_param_noise, [])
-        self._train_replay_rounds = self._compiled(self._replay_update_rounds, [tf.TensorSpec((), tf.int64)])
-        self._diagnose_replay = self._compiled(self._diagnostics_on_replay, [])
+            self._adapt = self.compile(self._adapt_param_noise, [])
+        self._train_replay_rounds = self.compile(self.update_rounds_in_graph, [tf.TensorSpec((), tf.int64)])
+        self._diagnose_replay = self.compile(self._diagnostics_on_replay, [])
         # A row count other than num_envs (n-step windows, dropped transitions) is stored by a
         # call of its own, without XLA, so the fused calls keep one shape (no compile per count).
         rows = tf.TensorSpec((None, buffer.width), buffer.storage.dtype)
-        self._store_any = compile_function(self._store_rows, [rows], eager=self.config.eager,
+        self._store_any = compile_function(self.store_in_graph, [rows], eager=self.config.eager,
                                            fast_calls=self.config.fast_calls)
         self._steps: dict[tuple[bool, bool, str | None], Any] = {}
 
@@ -392,23 +401,27 @@ class DDPGAgent:
 
         def fused(*args: tf.Tensor) -> Any:
             if store:
-                self._store_rows(args[0])
-            metrics = self._replay_updates() if train else {}
+                self.store_in_graph(args[0])
+            metrics = self.update_in_graph() if train else {}
             if act is None:
                 return metrics if train else None
             observations = args[-1] if act == "given" else tf.cast(args[0][:, a:b], self.dtype)
-            return self._act_batch(observations, True), metrics
+            return self.act_in_graph(observations, True), metrics
 
         # The inputs have fixed shapes: passed through staging tensors (compiled.py).
-        return self._compiled(fused, signature, stage_inputs=True)
+        return self.compile(fused, signature, stage_inputs=True)
 
-    def _store_rows(self, rows: tf.Tensor) -> None:
+    def store_in_graph(self, rows: tf.Tensor) -> None:
+        """Store packed transitions (``ReplayBuffer.pack_rows``) in the bound buffer; with
+        observation normalisation, update its statistics with their observations."""
         self.replay.add_rows(rows)
         if self.obs_norm is not None:  # statistics follow every stored observation
             a, b = self.replay.columns["observations"]
             self.obs_norm.update(rows[:, a:b])
 
-    def _replay_updates(self) -> dict[str, tf.Tensor]:
+    def update_in_graph(self) -> dict[str, tf.Tensor]:
+        """``gradient_steps`` x ``num_envs`` updates on batches drawn from the bound buffer; the
+        last update's metrics."""
         metrics: dict[str, tf.Tensor] = {}
         for _ in range(self.config.gradient_steps * self.config.num_envs):
             b = self.replay.unpack(self.replay.sample_rows(self.config.batch_size))
@@ -417,17 +430,17 @@ class DDPGAgent:
                                        b.terminated, *n_step)
         return metrics
 
-    def _replay_update_rounds(self, rounds: tf.Tensor) -> dict[str, tf.Tensor]:
-        """``rounds`` (>= 1) rounds of :meth:`_replay_updates` in one call; the metrics are the
+    def update_rounds_in_graph(self, rounds: tf.Tensor) -> dict[str, tf.Tensor]:
+        """``rounds`` (>= 1) rounds of :meth:`update_in_graph` in one call; the metrics are the
         last round's. The first ``rounds - 1`` run in a ``tf.while_loop`` whose body ends only
         after its stateful ops (automatic control dependencies), so the rounds run in order and
         draw the same batches as separate calls."""
         def body(i: tf.Tensor) -> tuple[tf.Tensor]:
-            self._replay_updates()
+            self.update_in_graph()
             return (i + 1,)
 
         tf.while_loop(lambda i: i < rounds - 1, body, (tf.constant(0, tf.int64),))
-        return self._replay_updates()
+        return self.update_in_graph()
 
     def _diagnostics_on_replay(self) -> dict[str, tf.Tensor]:
         # A generator of its own, so diagnostics never shift the training batches' stream.
@@ -436,7 +449,7 @@ class DDPGAgent:
     def _replay_observations(self, generator: tf.random.Generator) -> tf.Tensor:
         """A batch of stored observations drawn with ``generator`` (not the training batches'
         generator, so side computations never shift the training stream)."""
-        idx = generator.uniform([self.config.batch_size], 0, self.replay._size, dtype=tf.int64)
+        idx = generator.uniform([self.config.batch_size], 0, self.replay.stored, dtype=tf.int64)
         return self.replay.unpack(tf.gather(self.replay.storage, idx)).observations
 
     def train_on_replay(self, rounds: int = 1) -> dict[str, tf.Tensor]:

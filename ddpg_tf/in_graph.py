@@ -122,9 +122,9 @@ class InGraphLearner(Learner):
         super().__init__(config, envs, eval_env, run_dir)
         self.reset_seed = None  # the environment copies are reset from the in-graph generator
         # The update's metrics as zeros, for the iterations before learning starts.
-        spec = tf.function(self.agent._replay_updates).get_concrete_function().structured_outputs
+        spec = tf.function(self.agent.update_in_graph).get_concrete_function().structured_outputs
         self._no_metrics = {k: tf.zeros(v.shape, v.dtype) for k, v in spec.items()}
-        self._run = self.agent._compiled(self._iterations, [tf.TensorSpec((), tf.int64)])
+        self._run = self.agent.compile(self._iterations, [tf.TensorSpec((), tf.int64)])
 
     def trackables(self) -> dict[str, Any]:
         return {**super().trackables(), "in_graph": self.graph.checkpointed()}
@@ -147,25 +147,23 @@ class InGraphLearner(Learner):
         n = self.n
         obs = g.observations.read_value()
         # Act: uniform random actions during the warm-up, then mu(s) + noise, clipped.
-        low, high = agent._low, agent._high
-        actions = tf.cond(
-            g.step < cfg.learning_starts,
-            lambda: low + (high - low) * g.action_generator.uniform([n, self.action_dim], dtype=agent.dtype),
-            lambda: agent._act_batch(tf.cast(obs, agent.dtype), True))
+        actions = tf.cond(g.step < cfg.learning_starts,
+                          lambda: agent.random_actions_in_graph(g.action_generator, n),
+                          lambda: agent.act_in_graph(tf.cast(obs, agent.dtype), True))
         state, next_obs, reward, terminated, truncated, final_obs = g.module.step_autoreset(
             g.read_env_state(), tf.cast(actions, tf.float32), g.reset_generator)
         # Store (s, a, r, s' = the true successor, terminated, truncated).
-        agent._store_rows(replay.pack_rows(obs, actions, reward, final_obs, terminated, truncated))
+        agent.store_in_graph(replay.pack_rows(obs, actions, reward, final_obs, terminated, truncated))
         step = g.step.assign_add(n)
-        due = updates_due(cfg, step, replay._size)  # the buffer's size: stored, up to capacity
+        due = updates_due(cfg, step, replay.stored)
         returns = g.returns + tf.cast(reward, tf.float64)
         lengths = g.lengths + 1
         done = terminated | truncated
         if cfg.update_schedule == "every-step":
-            metrics = tf.cond(due, agent._replay_updates, lambda: metrics)
+            metrics = tf.cond(due, agent.update_in_graph, lambda: metrics)
         else:  # TD3 authors' schedule (one copy): after an episode, as many updates as it had steps
             due = due & done[0]
-            metrics = tf.cond(due, lambda: self._rounds(lengths[0], metrics), lambda: metrics)
+            metrics = tf.cond(due, lambda: agent.update_rounds_in_graph(lengths[0]), lambda: metrics)
         slots = g.ended_count + tf.cumsum(tf.cast(done, tf.int64)) - 1
         ended = tf.stack([returns, tf.cast(lengths, tf.float64)], axis=1)
         g.ended.scatter_nd_update(tf.boolean_mask(slots, done)[:, None], tf.boolean_mask(ended, done))
@@ -178,14 +176,6 @@ class InGraphLearner(Learner):
         g.observations.assign(next_obs)
         g.last_actions.assign(tf.cast(actions, tf.float32))
         return due, metrics
-
-    def _rounds(self, rounds: tf.Tensor, metrics: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """``rounds`` rounds of the agent's updates in a ``tf.while_loop`` (as
-        ``DDPGAgent.train_on_replay``); the last round's metrics."""
-        def body(i: tf.Tensor, _: dict[str, tf.Tensor]) -> tuple:
-            return i + 1, self.agent._replay_updates()
-
-        return tf.while_loop(lambda i, _: i < rounds, body, (tf.constant(0, tf.int64), metrics))[1]
 
     # --- the loop's iteration, as Learner.iterate ----------------------------------------------
     def iterate(self) -> StepInfo:

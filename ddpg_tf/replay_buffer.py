@@ -140,6 +140,11 @@ class ReplayBuffer(tf.Module):
         return len(self)
 
     @property
+    def stored(self) -> tf.Variable:
+        """The stored-row count as the variable itself (up to ``capacity``), for graph code."""
+        return self._size
+
+    @property
     def position(self) -> int:
         """Next slot to write."""
         return int(self._position.numpy())

@@ -75,7 +75,7 @@ def test_sb3_trials_and_their_commands(tmp_path):
     for cmd in (ours, sb3):  # the env-dependent warm-up is passed explicitly to both libraries
         pairs = dict(zip(cmd[3:], cmd[4:], strict=False))
         assert pairs["--learning-starts"] == "1000" and pairs["--preset"] == "td3"
-    assert ours[-1] == "--resume" and "--resume" not in sb3  # SB3 trials restart
+    assert ours[-1] == sb3[-1] == "--resume"  # SB3 trials resume from their own checkpoints
 
 
 def test_a_grid_sb3_cannot_run_is_refused_before_it_starts():
@@ -117,3 +117,60 @@ def test_sb3_backend_smoke(tmp_path):
     assert record["sb3_arguments"]["policy_kwargs"]["net_arch"] == {"pi": [16, 16], "qf": [16, 16]}
     assert record["sb3_arguments"]["learning_starts"] == 100 and record["config"]["seed"] == 0
     assert "sb3" in (out / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("preset", ["ddpg-sb3", "td3"])  # every-step and episode-end updates
+def test_a_resumed_sb3_trial_is_the_uninterrupted_one(tmp_path, preset):
+    """Checkpoints at the episode ends at or after 400, 800 and 1200 steps (Pendulum's episodes
+    are 200 steps). A run that lost its 1200 checkpoint (killed before it was written) resumes
+    from 800 and writes the same 1200 checkpoint (weights, Adam states, replay rows, generators)
+    and the same evaluations as the run that was never stopped."""
+    pytest.importorskip("stable_baselines3")
+    import pickle
+    import shutil
+    import zipfile
+
+    from ddpg_tf.experiments.sb3 import run_sb3_child
+    from ddpg_tf.experiments.sb3_checkpoints import CHECKPOINTS, latest_checkpoint
+    from ddpg_tf.experiments.trials import EVAL_HEADER, has_checkpoint
+
+    run = tmp_path / "run"
+    flags = ["--preset", preset, "--env-id", "Pendulum-v1", "--seed", "3", "--total-steps", "1400",
+             "--eval-every", "200", "--eval-episodes", "1", "--checkpoint-every", "400",
+             "--keep-checkpoints", "5", "--actor-hidden", "16,16", "--critic-hidden", "16,16",
+             "--batch-size", "32", "--learning-starts", "300", "--threads", "1", "--no-progress",
+             "--logdir", str(tmp_path), "--run-name", "run"]
+    assert run_sb3_child(flags, EVAL_HEADER) == 0
+    steps = sorted(p.name for p in (run / CHECKPOINTS).iterdir())
+    assert steps == ["step-000000400", "step-000000800", "step-000001200"]
+    whole = (run / "evaluations.csv").read_text()
+    assert [line.split(",")[0] for line in whole.splitlines()[1:]] == [str(200 * k) for k in range(1, 8)]
+    kept = tmp_path / "uninterrupted-1200"
+    shutil.move(run / CHECKPOINTS / "step-000001200", kept)
+    assert has_checkpoint(run) and latest_checkpoint(run).name == "step-000000800"
+
+    assert run_sb3_child([*flags, "--resume"], EVAL_HEADER) == 0
+    assert (run / "evaluations.csv").read_text() == whole
+    again = run / CHECKPOINTS / "step-000001200"
+    with zipfile.ZipFile(kept / "model.zip") as a, zipfile.ZipFile(again / "model.zip") as b:
+        for name in ("policy.pth", "actor.optimizer.pth", "critic.optimizer.pth"):
+            assert a.read(name) == b.read(name), name
+    with np.load(kept / "replay.npz") as a, np.load(again / "replay.npz") as b:
+        assert sorted(a.files) == sorted(b.files) and int(a["pos"]) == 1200
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name])
+    with (kept / "state.pkl").open("rb") as fa, (again / "state.pkl").open("rb") as fb:
+        sa, sb = pickle.load(fa), pickle.load(fb)
+    assert sa["action_space"] == sb["action_space"] and sa["eval_env"] == sb["eval_env"]
+    assert sa["torch"].equal(sb["torch"]) and np.array_equal(sa["numpy"][1], sb["numpy"][1])
+
+
+def test_resume_without_an_sb3_checkpoint_is_a_usage_error(tmp_path, capsys):
+    pytest.importorskip("stable_baselines3")
+    from ddpg_tf.experiments.sb3 import run_sb3_child
+    from ddpg_tf.experiments.trials import EVAL_HEADER
+
+    flags = ["--preset", "ddpg-sb3", "--env-id", "Pendulum-v1", "--total-steps", "400",
+             "--logdir", str(tmp_path), "--run-name", "none", "--resume"]
+    assert run_sb3_child(flags, EVAL_HEADER) == 2
+    assert "nothing to resume" in capsys.readouterr().err

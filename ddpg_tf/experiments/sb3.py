@@ -12,10 +12,11 @@ environment, reset with ``stream_seed(seed, "eval_env")`` once and then continui
 after the updates of its step (SB3 trains after a rollout, so an evaluation due at a step runs
 at the start of the next rollout), one row per evaluation in ``RUN_DIR/evaluations.csv``
 (step, return_mean, return_std, episodes). SB3 and PyTorch are imported only in the trial's
-process (:func:`run_sb3_child`); an SB3 trial does not checkpoint, so an interrupted one
-starts again. Seeds: SB3's own scheme (``seed=`` seeds PyTorch, NumPy, the action space and the
-training environment), so seed k of SB3 and seed k of ddpg-tf are unrelated runs and the
-reports compare the libraries unpaired.
+process (:func:`run_sb3_child`). An SB3 trial checkpoints at episode ends every
+``checkpoint_every`` steps and ``--resume`` continues it, reproducing the uninterrupted run
+(:mod:`ddpg_tf.experiments.sb3_checkpoints`). Seeds: SB3's own scheme (``seed=`` seeds
+PyTorch, NumPy, the action space and the training environment), so seed k of SB3 and seed k
+of ddpg-tf are unrelated runs and the reports compare the libraries unpaired.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
@@ -32,7 +34,17 @@ from typing import Any
 import numpy as np
 
 from ddpg_tf.config import Config, ConfigError, stream_seed
-from ddpg_tf.errors import EXIT_INTERRUPTED, EXIT_USAGE
+from ddpg_tf.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from ddpg_tf.experiments.sb3_checkpoints import (
+    CHECKPOINTS,
+    checkpoint_step,
+    latest_checkpoint,
+    load_checkpoint,
+    next_due,
+    record_resets,
+    save_checkpoint,
+)
+from ddpg_tf.paths import atomic_write_text
 
 class Sb3Unsupported(ConfigError):
     """A Config setting that SB3's TD3 cannot reproduce."""
@@ -108,7 +120,6 @@ def run_sb3_child(argv: Sequence[str], eval_header: Sequence[str]) -> int:
     """Entry point of an SB3 trial's process: the training CLI's flags, run with SB3, writing
     evaluation rows under ``eval_header``."""
     from ddpg_tf.cli import parse_config  # config only: no TensorFlow in this process
-    from ddpg_tf.errors import UsageError
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
@@ -118,7 +129,7 @@ def run_sb3_child(argv: Sequence[str], eval_header: Sequence[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("interrupted (an SB3 trial keeps no checkpoint: it starts again)", file=sys.stderr)
+        print("interrupted; --resume continues from the last checkpoint", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
@@ -132,8 +143,11 @@ def _train_sb3(config: Config, eval_header: tuple[str, ...]) -> int:
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     run_dir = Path(config.logdir) / config.default_run_name()
+    checkpoint = latest_checkpoint(run_dir) if config.resume else None
+    if config.resume and checkpoint is None:
+        raise UsageError(f"nothing to resume: {run_dir} holds no SB3 checkpoint")
     run_dir.mkdir(parents=True, exist_ok=True)
-    env, eval_env = gym.make(config.env_id), gym.make(config.env_id)
+    env, eval_env = record_resets(gym.make(config.env_id)), gym.make(config.env_id)
     low, high = env.action_space.low, env.action_space.high
     settings = sb3_settings(config, low, high)
     noise_spec, warmup, final_init = (settings.pop(k) for k in ("action_noise", "warmup_steps", "final_init"))
@@ -150,17 +164,26 @@ def _train_sb3(config: Config, eval_header: tuple[str, ...]) -> int:
         def _sample_action(self, learning_starts: int, *args: Any, **kwargs: Any) -> Any:
             return super()._sample_action(max(learning_starts, warmup), *args, **kwargs)
 
-    model = WarmupTD3("MlpPolicy", env, action_noise=action_noise, device="cpu", **settings)
-    if final_init == "uniform-3e-3":
-        _uniform_output_layers(model, torch, 3e-3)
-    (run_dir / "sb3.json").write_text(json.dumps(
-        {"library": "stable-baselines3", "versions": _versions(), "config": config.to_dict(),
-         "sb3_arguments": {**settings, "action_noise": noise_spec, "warmup_steps": warmup,
-                           "final_init": final_init}}, indent=2, default=str) + "\n")
     eval_env.reset(seed=stream_seed(config.seed, "eval_env"))
     evaluations = run_dir / "evaluations.csv"
-    evaluations.unlink(missing_ok=True)
+    if checkpoint is None:
+        model = WarmupTD3("MlpPolicy", env, action_noise=action_noise, device="cpu", **settings)
+        if final_init == "uniform-3e-3":
+            _uniform_output_layers(model, torch, 3e-3)
+        shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
+        evaluations.unlink(missing_ok=True)
+        atomic_write_text(run_dir / "sb3.json", json.dumps(
+            {"library": "stable-baselines3", "versions": _versions(), "config": config.to_dict(),
+             "sb3_arguments": {**settings, "action_noise": noise_spec, "warmup_steps": warmup,
+                               "final_init": final_init}}, indent=2, default=str) + "\n")
+    else:
+        model = load_checkpoint(checkpoint, WarmupTD3, env, torch, env, eval_env)
+        _drop_rows_after(evaluations, checkpoint_step(checkpoint))
+        print(f"resumed from the checkpoint at step {checkpoint_step(checkpoint)}", flush=True)
+    start = int(model.num_timesteps)
     pending: list[int] = []
+    checkpoint_due = next_due(start, config.checkpoint_every) if config.checkpoint_every > 0 else None
+    save_now = False
 
     def evaluate(step: int) -> None:
         returns = _evaluate(model, eval_env, config.eval_episodes)
@@ -175,7 +198,10 @@ def _train_sb3(config: Config, eval_header: tuple[str, ...]) -> int:
         schedule; at an episode end with the episode-end one) waits for the next rollout start."""
 
         def _on_step(self) -> bool:
+            nonlocal save_now
             step, ended = self.num_timesteps, bool(self.locals["dones"][0])
+            if checkpoint_due is not None and ended and step >= checkpoint_due:
+                save_now = True  # after this episode's updates: at the next rollout start
             if config.eval_every and step % config.eval_every == 0:
                 if episode_end and not ended:
                     evaluate(step)  # no updates at this step
@@ -186,10 +212,14 @@ def _train_sb3(config: Config, eval_header: tuple[str, ...]) -> int:
             return not (episode_end and step >= config.total_steps and not ended)
 
         def _on_rollout_start(self) -> None:
+            nonlocal save_now, checkpoint_due
             while pending:
                 evaluate(pending.pop(0))
+            if save_now:
+                save_checkpoint(run_dir, model, torch, env, eval_env, config.keep_checkpoints)
+                checkpoint_due, save_now = next_due(self.num_timesteps, config.checkpoint_every), False
 
-    model.learn(config.total_steps, callback=Evaluations())
+    model.learn(config.total_steps - start, callback=Evaluations(), reset_num_timesteps=checkpoint is None)
     for step in pending:
         evaluate(step)
     if not config.eval_every or config.total_steps % config.eval_every:
@@ -225,6 +255,15 @@ def _evaluate(model: Any, env: Any, episodes: int) -> np.ndarray:
             returns[i] += float(reward)
             done = terminated or truncated
     return returns
+
+
+def _drop_rows_after(path: Path, step: int) -> None:
+    """Keep the evaluation rows up to ``step`` (the later ones are redone after a resume)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= step]
+    atomic_write_text(path, "".join(kept))
 
 
 def _append_row(path: Path, header: tuple[str, ...], step: int, returns: np.ndarray) -> None:

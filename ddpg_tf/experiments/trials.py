@@ -2,8 +2,8 @@
 
 Each env × preset × style × seed is one trial named ``{env}__{preset}__{style}__seed{k}``; with
 the ``sb3`` library in the spec, each env × preset × seed also runs Stable-Baselines3 as the
-trial ``{env}__{preset}__sb3__seed{k}`` (:mod:`ddpg_tf.experiments.sb3`; same flags, an SB3
-trial keeps no checkpoint and restarts when interrupted). A
+trial ``{env}__{preset}__sb3__seed{k}`` (:mod:`ddpg_tf.experiments.sb3`; same flags, and
+checkpoints of its own, :mod:`ddpg_tf.experiments.sb3_checkpoints`). A
 trial is one run of the training CLI (:func:`ddpg_tf.cli.main`) in a fresh Python process, so
 TensorFlow's state and thread pools are never shared; its run directory is ``OUT/runs/NAME``
 and its output goes to ``OUT/logs/NAME.log``. Running the same command again skips finished
@@ -35,6 +35,7 @@ from typing import Any
 from ddpg_tf.config import env_dependent_values
 from ddpg_tf.errors import EXIT_INTERRUPTED
 from ddpg_tf.experiments.overrides import CONFIG_FIELDS, override_flags
+from ddpg_tf.experiments.sb3_checkpoints import latest_checkpoint
 from ddpg_tf.experiments.spec import LIBRARIES, SB3_VARIANT, ExperimentSpec
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -109,10 +110,12 @@ def is_finished(run_dir: Path, total_steps: int) -> bool:
 
 
 def has_checkpoint(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a saved config and a complete checkpoint to ``--resume`` from."""
+    """Whether ``run_dir`` holds a saved config and a complete checkpoint to ``--resume`` from
+    (ddpg-tf's, or an SB3 trial's)."""
     ckpt_dir = run_dir / "checkpoints"
-    return ((run_dir / "config.json").is_file() and (ckpt_dir / "checkpoint").is_file()
+    ours = ((run_dir / "config.json").is_file() and (ckpt_dir / "checkpoint").is_file()
             and any(ckpt_dir.glob("ckpt-*.index")))
+    return ours or latest_checkpoint(run_dir) is not None
 
 
 # --- planning ----------------------------------------------------------------------------------
@@ -168,11 +171,16 @@ def plan(spec: ExperimentSpec, out: Path) -> tuple[list[Job], list[Trial]]:
 
 
 def _saved_config(run_dir: Path) -> dict[str, Any]:
-    try:
-        saved = json.loads((run_dir / "config.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return saved if isinstance(saved, dict) else {}
+    """The config a trial was started with: ddpg-tf's config.json, or the one in SB3's sb3.json."""
+    for name, key in (("config.json", None), ("sb3.json", "config")):
+        try:
+            saved = json.loads((run_dir / name).read_text())
+        except (OSError, ValueError):
+            continue
+        saved = saved.get(key) if key and isinstance(saved, dict) else saved
+        if isinstance(saved, dict):
+            return saved
+    return {}
 
 
 def trial_command(spec: ExperimentSpec, trial: Trial, out: Path, threads: int, resume: bool) -> list[str]:
@@ -190,7 +198,7 @@ def trial_command(spec: ExperimentSpec, trial: Trial, out: Path, threads: int, r
     if "threads" in CONFIG_FIELDS and "threads" not in spec.overrides:
         flags += ["--threads", str(threads)]
     flags += override_flags(spec.overrides)
-    if resume and not sb3:
+    if resume:
         flags.append("--resume")
     return [sys.executable, "-c", _SB3_CHILD_CODE if sb3 else _CHILD_CODE, *flags]
 

@@ -203,13 +203,20 @@ def _processes_mentioning(text: str) -> list[int]:
     return pids
 
 
+def _default_sigint() -> None:
+    """A suite started in the background (``pytest &``) inherits an ignored SIGINT, which
+    Python keeps: give the runner the default disposition a terminal's Ctrl-C meets."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_ctrl_c_stops_every_trial(tmp_path):
     out = tmp_path / "interrupted"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "ddpg_tf.experiments", str(TINY), "--out", str(out),
                              "--parallel", "2", "--total-steps", "20000"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     try:
         starts = 0
         deadline = time.monotonic() + 60

@@ -250,7 +250,7 @@ def launch(job: Job, register: Callable[[subprocess.Popen], bool] | None = None,
                                 stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             if register is not None and not register(proc):
-                proc.send_signal(signal.SIGINT)
+                _stop(proc)  # started as the grid was stopping: SIGINT, the grace period, SIGKILL
             while True:
                 try:
                     code = proc.wait(timeout=poll_seconds if poll is not None else None)

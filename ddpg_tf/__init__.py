@@ -22,6 +22,7 @@ _LAZY = {
     "DDPGError": "ddpg_tf.errors", "UsageError": "ddpg_tf.errors", "ConfigError": "ddpg_tf.errors",
     "EnvError": "ddpg_tf.errors", "CheckpointError": "ddpg_tf.errors", "TrainingError": "ddpg_tf.errors",
     "InputError": "ddpg_tf.errors", "StorageError": "ddpg_tf.errors", "Interrupted": "ddpg_tf.errors",
+    "SaturatedActorWarning": "ddpg_tf.errors",
     "train": "ddpg_tf.training",
 }
 

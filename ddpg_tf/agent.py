@@ -82,6 +82,9 @@ class DDPGAgent:
         self.critic, self.critic_target = critic("critic"), critic("critic_target")
         copy_weights(self.actor, self.actor_target)
         copy_weights(self.critic, self.critic_target)
+        # The actor's tanh output, for the saturation diagnostics (shares the actor's layers).
+        self._squash = (keras.Model(self.actor.inputs, self.actor.get_layer("squash").output)
+                        if config.actor_output == "tanh" else None)
 
         self.actor_optimizer = adam(self.actor.trainable_variables, config.actor_lr, "actor_adam")
         self.critic_optimizer = adam(self.critic.trainable_variables, config.critic_lr, "critic_adam")
@@ -286,13 +289,23 @@ class DDPGAgent:
         a = applied.actions  # the actor's own output: pre-noise, pre-clip
         at_bound = tf.logical_or(a >= self._high - self._bound_tol, a <= self._low + self._bound_tol)
         outside = tf.logical_or(a > self._high, a < self._low)
-        return {
+        diag = {
             "diag/grad_cosine": cosine,
             "diag/grad_rel_diff": rel_diff,
             "diag/actions_at_bound": tf.reduce_mean(tf.cast(at_bound, self.dtype)),
             "diag/actions_outside_bounds": tf.reduce_mean(tf.cast(outside, self.dtype)),
             "diag/policy_action_abs_max": tf.reduce_max(tf.abs(a)),
         }
+        if self._squash is not None:
+            # y = tanh(z) exactly ±1: d tanh/dz = 1 - y² is exactly 0 there, so that component
+            # passes no gradient to the actor. TensorFlow's CPU float32 tanh is ±1 from |z| ≈ 7.91
+            # (8.00 under XLA; correctly rounded: 13 ln 2 ≈ 9.01, where PyTorch's is), and this
+            # runs the same kernels as training.
+            flat = tf.equal(tf.abs(self._squash(observations)), 1.0)
+            diag["diag/actor_zero_grad"] = tf.reduce_mean(tf.cast(flat, self.dtype))
+            diag["diag/actor_states_without_grad"] = tf.reduce_mean(
+                tf.cast(tf.reduce_all(flat, axis=1), self.dtype))
+        return diag
 
     # --- graph ops: the agent's parts for code that compiles its own loop -------------------
     # The methods named *_in_graph build ops and are meant to be called inside a function

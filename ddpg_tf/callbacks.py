@@ -22,12 +22,15 @@ exception, after the other callbacks of that step ran (see :class:`CallbackList`
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ddpg_tf.errors import SaturatedActorWarning
 
 DDPG = Any
 """The model a callback is called with (a :class:`ddpg_tf.model.DDPG` or ``TD3``; typed loosely
@@ -175,6 +178,40 @@ class ReplayDiagnostics(Callback):
         return None
 
 
+class SaturationCheck(Callback):
+    """Warns once (:class:`~ddpg_tf.errors.SaturatedActorWarning`) when ``patience`` replay
+    diagnostics in a row found every sampled state with its whole action exactly at ±1
+    (``diag/actor_states_without_grad`` = 1): there, tanh passes no gradient to the actor, and
+    TD3 runs of this library and of Stable-Baselines3 alike can stay stuck for good
+    (docs/results.md, "Why some Hopper runs never learn"). Built in after :class:`ReplayDiagnostics`;
+    it only reads ``info.scalars``, so it changes nothing about the run. Its count is not
+    checkpointed: a model loaded to resume starts counting afresh."""
+
+    def __init__(self, patience: int = 5) -> None:
+        self.patience, self.warned = patience, False
+        self._since: int | None = None
+        self._count = 0
+
+    def on_step(self, model: DDPG, info: StepInfo) -> bool | None:
+        value = info.scalars.get("diag/actor_states_without_grad")
+        if value is None or self.warned:
+            return None
+        if float(value) < 1.0:
+            self._since, self._count = None, 0
+            return None
+        self._since = info.step if self._since is None else self._since
+        self._count += 1
+        if self._count >= self.patience:
+            self.warned = True
+            warnings.warn(SaturatedActorWarning(
+                f"the actor gets no gradient: at every diagnostic from step {self._since} to "
+                f"{info.step} ({self._count} in a row), every sampled state's action was exactly at "
+                "±1 on every component, where tanh's gradient is 0; runs in this state may never "
+                "learn (TD3 on Hopper-v5: about 1 seed in 4, in Stable-Baselines3 too; see "
+                "docs/results.md). Watch diag/actor_states_without_grad in TensorBoard"), stacklevel=2)
+        return None
+
+
 class TensorBoardLogger(Callback):
     """TensorBoard summaries in ``logdir``: losses, gradient norms and histograms every
     ``log_every`` steps, episode returns, evaluations, the scalars other callbacks put in
@@ -285,4 +322,4 @@ class EveryNSteps(Callback):
 
 
 __all__ = ["Callback", "CallbackList", "Checkpointing", "Evaluation", "EveryNSteps", "ProgressBar",
-           "ReplayDiagnostics", "StepInfo", "TensorBoardLogger", "reached"]
+           "ReplayDiagnostics", "SaturationCheck", "StepInfo", "TensorBoardLogger", "reached"]

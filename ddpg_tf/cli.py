@@ -21,14 +21,16 @@ import shlex
 import signal
 import sys
 import typing
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
 from ddpg_tf.config import DEFAULT_PRESET, PRESETS, Config, field_docs, preset_config
 from ddpg_tf.errors import (EXIT_INTERRUPTED, EXIT_TRAINING_ERROR, EXIT_USAGE, ConfigError, DDPGError,
-                             Interrupted, StorageError, TrainingError, UsageError, exit_status, fail)
+                             Interrupted, SaturatedActorWarning, StorageError, TrainingError, UsageError,
+                             exit_status, fail)
 from ddpg_tf.faults import fault_point
 
 
@@ -162,7 +164,9 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         check_env_id(resolved.env_id)
         from ddpg_tf.training import train  # imports TensorFlow: only after every cheap check
 
-        train(config, given=given, resume_from=resume_from)
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line_warnings(warnings.showwarning)
+            train(config, given=given, resume_from=resume_from)
     except StorageError as exc:
         fail(f"{exc}{_continue_hint(run_dir, prog)}", status=exit_status(exc))
     except DDPGError as exc:
@@ -178,6 +182,18 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def one_line_warnings(show: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints this package's own warnings as one line,
+    ``warning: ...``, and hands every other warning to ``show``."""
+    def showwarning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    file: Any = None, line: str | None = None) -> None:
+        if issubclass(category, SaturatedActorWarning):
+            print(f"warning: {' '.join(str(message).split())}", file=sys.stderr if file is None else file)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return showwarning
 
 
 def _terminate_with_interrupted() -> Any:

@@ -80,6 +80,13 @@ class Interrupted(KeyboardInterrupt):
         self.exit_status = 128 + int(signum)
 
 
+class SaturatedActorWarning(UserWarning):
+    """The tanh actor's output has been exactly ±1 on every action component of every state
+    the diagnostics sampled, at several diagnostics in a row: the actor gets no gradient and the
+    run may stay stuck (issued at most once per model by :class:`ddpg_tf.callbacks.SaturationCheck`;
+    silence it with ``warnings.filterwarnings("ignore", category=SaturatedActorWarning)``)."""
+
+
 def exit_status(error: BaseException) -> int:
     """The exit status a command-line tool reports for ``error``."""
     return getattr(error, "exit_status", EXIT_TRAINING_ERROR)
@@ -93,5 +100,5 @@ def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
 
 
 __all__ = ["CheckpointError", "ConfigError", "DDPGError", "EnvError", "InputError", "Interrupted",
-           "StorageError", "TrainingError", "UsageError", "EXIT_INTERRUPTED", "EXIT_TERMINATED",
-           "EXIT_TRAINING_ERROR", "EXIT_USAGE", "exit_status", "fail"]
+           "SaturatedActorWarning", "StorageError", "TrainingError", "UsageError", "EXIT_INTERRUPTED",
+           "EXIT_TERMINATED", "EXIT_TRAINING_ERROR", "EXIT_USAGE", "exit_status", "fail"]

@@ -39,7 +39,7 @@ import gymnasium as gym
 import numpy as np
 
 from ddpg_tf.callbacks import (Callback, CallbackList, Checkpointing, Evaluation, ProgressBar,
-                               ReplayDiagnostics, TensorBoardLogger)
+                               ReplayDiagnostics, SaturationCheck, TensorBoardLogger)
 from ddpg_tf.checkpointing import API_ADVICE, Advice, Checkpointer, export_actor
 from ddpg_tf.config import RESUMABLE_FIELDS, Config, preset_config
 from ddpg_tf.envs import check_same_spaces, env_batch, env_id_of, make_env, make_vector_env, space_dims
@@ -122,7 +122,7 @@ class DDPG:
             self.learner.episode_cuts += [checkpointing, self._stop_cut]
             # Diagnostics draw from their own generator before the checkpoint of the same step
             # saves it; the logger writes them after.
-            self._builtin += [ReplayDiagnostics(config.diag_every), checkpointing,
+            self._builtin += [ReplayDiagnostics(config.diag_every), SaturationCheck(), checkpointing,
                               TensorBoardLogger(run_dir, config.log_every)]
 
     # --- training -------------------------------------------------------------------------

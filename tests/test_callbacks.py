@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
-from ddpg_tf import DDPG, Callback
+from ddpg_tf import DDPG, Callback, SaturatedActorWarning
+from ddpg_tf.callbacks import SaturationCheck, StepInfo
 from tests.test_api import SMALL, Drift
 
 
@@ -77,3 +80,47 @@ def test_a_single_callback_need_not_be_in_a_list_and_errors_still_end_training()
         model.learn(10, callbacks=Boom())
     assert Boom.ended and model.num_timesteps == 5
     assert np.all(np.isfinite(model.predict(np.zeros(3))))
+
+
+def test_saturation_check_warns_once_after_patience_saturated_diagnostics_in_a_row():
+    check = SaturationCheck(patience=3)
+    seen = [(10, 1.0), (20, 1.0), (30, 0.9), (40, 1.0), (50, None), (60, 1.0), (70, 1.0), (80, 1.0),
+            (90, 1.0)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step, value in seen:
+            scalars = {} if value is None else {"diag/actor_states_without_grad": value}
+            check.on_step(None, StepInfo(step=step, new_steps=1, scalars=scalars))
+            # 30 breaks the first run; steps without diagnostics (50) neither count nor break one.
+            assert len(caught) == (step >= 70)
+    assert caught[0].category is SaturatedActorWarning
+    assert "from step 40 to 70 (3 in a row)" in str(caught[0].message)
+
+
+@pytest.mark.parametrize("saturated", [True, False])
+def test_a_run_whose_actor_is_pinned_at_the_bounds_warns(tmp_path, saturated):
+    """With the last layer's kernel 0 and its bias ±50 the tanh outputs are exactly ±1, the
+    actor's gradient is exactly 0 and Adam leaves it there: the built-in check warns after five
+    diagnostics; the same run from its own initial weights does not."""
+    model = DDPG(Drift(), run_dir=tmp_path / "run", **{**SMALL, "diag_every": 20})
+    if saturated:
+        last = model.agent.actor.get_layer("pre_action")
+        last.set_weights([np.zeros_like(last.kernel.numpy()), np.array([50.0, -50.0], np.float32)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.learn(200)
+    ours = [w for w in caught if w.category is SaturatedActorWarning]
+    assert len(ours) == saturated
+    if saturated:  # learning starts at 60, so diagnostics at 80, ..., 160 are the first five
+        assert "from step 80 to 160 (5 in a row)" in str(ours[0].message)
+
+
+def test_the_command_line_prints_the_warning_as_one_line(capsys):
+    from ddpg_tf.cli import one_line_warnings
+
+    others = []
+    show = one_line_warnings(lambda *args: others.append(args[1]))
+    show(SaturatedActorWarning("the actor\n gets no gradient"), SaturatedActorWarning, "x.py", 1)
+    show(UserWarning("not ours"), UserWarning, "x.py", 2)
+    assert capsys.readouterr().err == "warning: the actor gets no gradient\n"
+    assert others == [UserWarning]

@@ -180,3 +180,20 @@ def test_actions_at_bound_counts_saturated_outputs():
     diag = agent.diagnostics(_batch(np.random.default_rng(2)))
     assert diag["diag/actions_at_bound"].numpy() == 1.0
     assert diag["diag/actions_outside_bounds"].numpy() == 0.0
+    # tanh(±50) is exactly ±1 in float64: no component passes a gradient, so no state does.
+    assert diag["diag/actor_zero_grad"].numpy() == 1.0
+    assert diag["diag/actor_states_without_grad"].numpy() == 1.0
+
+
+def test_saturation_diagnostics_count_components_and_whole_states():
+    """One component pinned at +1 and one at tanh(0.5): half the components pass no gradient,
+    and no state is without one; a linear actor has no tanh to saturate."""
+    agent = _agent("direct")
+    last = agent.actor.get_layer("pre_action")
+    kernel, _ = last.get_weights()
+    last.set_weights([np.zeros_like(kernel), np.array([50.0, 0.5])])
+    diag = agent.diagnostics(_batch(np.random.default_rng(2)))
+    assert diag["diag/actor_zero_grad"].numpy() == 0.5
+    assert diag["diag/actor_states_without_grad"].numpy() == 0.0
+    linear = _agent("chain-rule", actor_output="linear").diagnostics(_batch(np.random.default_rng(2)))
+    assert "diag/actor_zero_grad" not in linear and "diag/actor_states_without_grad" not in linear

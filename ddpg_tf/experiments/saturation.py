@@ -43,7 +43,7 @@ import numpy as np
 
 from ddpg_tf.errors import UsageError, fail
 from ddpg_tf.experiments.sb3_checkpoints import CHECKPOINTS as SB3_CHECKPOINTS
-from ddpg_tf.experiments.sb3_checkpoints import checkpoint_step
+from ddpg_tf.experiments.sb3_checkpoints import checkpoint_step, complete_checkpoints
 from ddpg_tf.paths import CHECKPOINT_DIR, read_checkpoint_list
 
 _CHUNK = 8192
@@ -96,7 +96,7 @@ def _ddpg_tf_checkpoint(run_dir: Path, step: int) -> Saturation:
 
     with DDPG.load(run_dir, step=step) as model:
         actor = model.agent.actor
-        if "squash" not in {layer.name for layer in actor.layers}:
+        if model.config.actor_output != "tanh":
             raise UsageError(f"{run_dir}: the actor has no tanh (actor_output linear); nothing saturates")
         buffer = model.learner.buffer
         rows = buffer.storage.numpy()[:len(buffer)]
@@ -121,9 +121,7 @@ def _sb3_run(run_dir: Path) -> list[Saturation]:
     except ImportError:
         raise UsageError("SB3 checkpoints need the bench extra: pip install -e '.[bench]'") from None
     out = []
-    for path in sorted((run_dir / SB3_CHECKPOINTS).glob("step-*")):
-        if not (path / "state.pkl").is_file():
-            continue  # an unfinished write
+    for path in complete_checkpoints(run_dir):
         model = TD3.load(path / "model.zip", device="cpu")
         with np.load(path / "replay.npz") as data:
             obs = data["observations"][:, 0, :]  # [rows, n_envs = 1, obs_dim]

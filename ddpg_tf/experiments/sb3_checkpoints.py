@@ -43,11 +43,18 @@ _BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "do
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newest complete checkpoint of the SB3 trial in ``run_dir``, or None."""
-    root = run_dir / CHECKPOINTS
-    if not (run_dir / "sb3.json").is_file() or not root.is_dir():
+    if not (run_dir / "sb3.json").is_file():
         return None
-    done = sorted(p for p in root.glob(f"{_PREFIX}*") if p.is_dir() and (p / "state.pkl").is_file())
+    done = complete_checkpoints(run_dir)
     return done[-1] if done else None
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """Every complete checkpoint directory in ``run_dir``'s ``sb3_checkpoints/``, oldest first."""
+    root = run_dir / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob(f"{_PREFIX}*") if p.is_dir() and (p / "state.pkl").is_file())
 
 
 def checkpoint_step(path: Path) -> int:

@@ -298,9 +298,8 @@ class DDPGAgent:
         }
         if self._squash is not None:
             # y = tanh(z) exactly ±1: d tanh/dz = 1 - y² is exactly 0 there, so that component
-            # passes no gradient to the actor. TensorFlow's CPU float32 tanh is ±1 from |z| ≈ 7.91
-            # (8.00 under XLA; correctly rounded: 13 ln 2 ≈ 9.01, where PyTorch's is), and this
-            # runs the same kernels as training.
+            # passes no gradient to the actor. The actor's tanh (networks.rounded_tanh) is ±1
+            # from 13 ln 2 ≈ 9.01 in float32, as PyTorch's; this runs the same ops as training.
             flat = tf.equal(tf.abs(self._squash(observations)), 1.0)
             diag["diag/actor_zero_grad"] = tf.reduce_mean(tf.cast(flat, self.dtype))
             diag["diag/actor_states_without_grad"] = tf.reduce_mean(

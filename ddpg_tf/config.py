@@ -44,6 +44,7 @@ SEED_STREAMS: dict[str, int] = {
     "actor_init": 1, "critic_init": 2, "critic2_init": 3, "exploration_noise": 4,
     "target_smoothing": 5, "param_noise": 6, "replay": 7, "diagnostics": 8,
     "param_noise_replay": 9, "train_env": 10, "action_space": 11, "eval_env": 12,
+    "lockstep": 13,
 }
 """Every random stream of a run and its fixed spawn key. Keys are never reused or renumbered:
 a new stream gets a new key, so adding one leaves every other stream's numbers unchanged."""

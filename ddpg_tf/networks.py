@@ -11,9 +11,10 @@ Seeds: ``seed`` is the network's own seed; kernel and bias of layer i are initia
 so no two weight tensors share a random stream.
 
 Deviations: the tanh output is rescaled affinely to the environment's Box bounds (so
-asymmetric bounds work); layer normalisation replaces the paper's batch normalisation
-(optional, off by default; batch norm interacts badly with target networks and small
-batches). Models use only built-in Keras layers, so an exported actor loads with plain Keras.
+asymmetric bounds work); the tanh rounds as PyTorch's does near ±1 (:func:`rounded_tanh`);
+layer normalisation replaces the paper's batch normalisation (optional, off by default; batch
+norm interacts badly with target networks and small batches). Models use only built-in Keras
+layers and ``keras.ops``, so an exported actor loads with plain Keras.
 """
 
 from __future__ import annotations
@@ -31,6 +32,30 @@ from ddpg_tf.config import stream_seed
 
 FINAL_INIT_LIMIT = 3e-3
 FINAL_INITS = ("uniform-3e-3", "fan-in")
+TANH_TAIL = 4.0
+"""``|z|`` from which :func:`rounded_tanh` computes ``1 - 2 / (e^(2|z|) + 1)``."""
+
+
+def rounded_tanh(z: Any) -> Any:
+    """``tanh(z)`` as PyTorch rounds it near ±1, with PyTorch's gradient ``1 - y²``.
+
+    TensorFlow's float32 tanh is a fast approximation, up to 5 ulps off, that returns exactly
+    ±1 from ``|z|`` = 7.91 (7.9989 under XLA); the correctly rounded value (PyTorch's, within an
+    ulp) is ±1 only from ``13 ln 2`` = 9.011. Where the output is ±1 the actor's gradient
+    ``1 - y²`` is exactly 0, so with TensorFlow's kernel a state stops teaching the actor
+    earlier than in the TD3 authors' code or SB3 (docs/algorithm.md, "tanh rounding"). From
+    ``|z| >= TANH_TAIL`` the value here is ``sign(z) (1 - 2 / (e^(2|z|) + 1))``, within one ulp
+    and exact near ±1 (capped at ``|z|`` = 20, where it is ±1 in float32 and float64 alike);
+    below, TensorFlow's tanh, whose error there is under 0.05% of ``1 - y²``. The gradient is
+    ``1 - y²`` of this output, as PyTorch's ``tanh_backward`` computes it: ``y`` and
+    ``1 - y²`` are held constant and ``(z - z) (1 - y²)``, exactly 0 forward, carries it.
+    Built from ``keras.ops`` only, so a model using it saves and loads with plain Keras.
+    """
+    ops = keras.ops
+    a = ops.abs(z)
+    tail = ops.sign(z) * (1.0 - 2.0 / (ops.exp(2.0 * ops.minimum(a, 20.0)) + 1.0))
+    y = ops.stop_gradient(ops.where(a < TANH_TAIL, ops.tanh(z), tail))
+    return y + (z - ops.stop_gradient(z)) * ops.stop_gradient(1.0 - y * y)
 
 
 def _fan_in_uniform(seed: int) -> keras.initializers.Initializer:
@@ -111,7 +136,7 @@ def build_actor(obs_dim: int, action_low: np.ndarray, action_high: np.ndarray,
     z = _dense(x, action_dim, seed=seed, layer=len(hidden), fan_in_init=final_init == "fan-in",
                name="pre_action", dtype=dtype)
     if output == "tanh":
-        z = keras.layers.Activation("tanh", name="squash", dtype=dtype)(z)
+        z = keras.layers.Identity(name="squash", dtype=dtype)(rounded_tanh(z))
     elif output != "linear":
         raise ValueError(f"unknown actor output {output!r}")
     # Affine map [-1, 1] -> [low, high]: a = y * (high - low)/2 + (high + low)/2.

@@ -39,6 +39,54 @@ def test_actor_outputs_within_bounds_for_large_observations(bounds, dtype):
     assert np.all(np.std(a, axis=0) > 1e-3 * (high - low))
 
 
+def _ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a.view(np.int32).astype(np.int64) - b.view(np.int32).astype(np.int64))
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_actor_tanh_rounds_like_pytorch_and_its_gradient_is_one_minus_y_squared(jit_compile):
+    """float32: within one ulp of the correctly rounded tanh from |z| = 4 on (TensorFlow's own
+    kernel below, within 5), exactly ±1 only from 13 ln 2 = 9.0109 (TensorFlow's tanh: from
+    7.91, 7.9989 under XLA), and the gradient is 1 - y² of the output, as PyTorch computes
+    it (to an ulp under XLA): positive until the output is ±1, then exactly 0."""
+    z = np.concatenate([np.linspace(-12.0, 12.0, 240_001), [-50.0, 50.0, 1e4]]).astype(np.float32)
+
+    @tf.function(jit_compile=jit_compile)
+    def value_and_grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = networks.rounded_tanh(x)
+        return y, tape.gradient(y, x)
+
+    y, g = (t.numpy() for t in value_and_grad(tf.constant(z)))
+    exact = np.tanh(z.astype(np.float64)).astype(np.float32)
+    tail = np.abs(z) >= networks.TANH_TAIL
+    assert _ulps(y, exact)[tail].max() <= 1 and _ulps(y, exact)[~tail].max() <= 5
+    one = 13 * np.log(2.0)
+    assert np.all(np.abs(y[np.abs(z) < one - 1e-4]) < 1.0)
+    assert np.all(np.abs(y[np.abs(z) > one + 1e-4]) == 1.0)
+    # XLA may fuse 1 - y * y into one multiply-add (one rounding instead of two).
+    np.testing.assert_allclose(g, 1.0 - y * y, rtol=0, atol=2.0**-24 if jit_compile else 0.0)
+    assert np.all(g[np.abs(y) < 1.0] > 0.0) and np.all(g[np.abs(y) == 1.0] == 0.0)
+    assert np.all(g[np.abs(z) < 9.0] >= 1.19e-7)  # TensorFlow's tanh passed 0 here from 7.91
+
+
+def test_actor_tanh_in_float64_and_through_the_actor():
+    z = np.linspace(-25.0, 25.0, 20_001)
+    np.testing.assert_allclose(networks.rounded_tanh(tf.constant(z)).numpy(), np.tanh(z), rtol=0, atol=1e-15)
+    # An actor whose pre-activation is 8.5 on every state: still inside (-1, 1), with a gradient.
+    actor = networks.build_actor(2, np.array([-1.0]), np.array([1.0]), (4,), seed=0)
+    last = actor.get_layer("pre_action")
+    last.set_weights([np.zeros((4, 1), np.float32), np.array([8.5], np.float32)])
+    with tf.GradientTape() as tape:
+        a = actor(tf.zeros((3, 2)))
+    grad = tape.gradient(a, last.bias).numpy()
+    y = a.numpy()
+    assert np.all(y == np.float32(1.0 - 2.0**-24))  # tanh(8.5) = 1 - 8.3e-8, rounded
+    assert grad[0] == np.float32(3.0) * (np.float32(1.0) - y[0, 0] * y[0, 0]) > 0.0
+    assert float(tf.reduce_max(tf.abs(tf.tanh(tf.constant(8.5))))) == 1.0  # TensorFlow's own kernel
+
+
 @DTYPES
 @BOUNDS
 def test_saturated_actor_approaches_but_never_exceeds_bounds(bounds, dtype):

@@ -13,9 +13,9 @@ from tests.test_api import SMALL
 
 
 def test_correctly_rounded_float32_tanh_reaches_one_at_13_ln_2():
-    """The threshold both libraries are judged by. (Library kernels differ: TensorFlow's CPU
-    float32 tanh is 1 from about 7.91, PyTorch's from 13 ln 2; not pinned here, it depends on
-    the CPU's vector code path.)"""
+    """The threshold both libraries are judged by: PyTorch's tanh and ddpg-tf's actor
+    (networks.rounded_tanh, pinned in test_components.py) are ±1 from there. TensorFlow's own
+    CPU float32 tanh is 1 from about 7.91 (not pinned: it depends on the CPU's code path)."""
     def tanh(z: float) -> np.float32:
         return np.float32(np.tanh(np.float64(np.float32(z))))
 

@@ -16,13 +16,14 @@ observation in that checkpoint's replay buffer and prints:
 - ``zero-grad``: the share of (state, action component) pairs with ``|z| >= 13 ln 2`` (9.011),
   where a correctly rounded float32 tanh is ±1: the largest float32 below 1 is ``1 - 2^-24``,
   and ``tanh(z) = 1 - 2 e^(-2z) + ...`` rounds up to 1 once ``2 e^(-2z) < 2^-25``. PyTorch's
-  CPU tanh rounds there; TensorFlow's CPU float32 tanh returns ±1 earlier, from about
-  ``|z| = 7.91`` (and 8.00 under XLA), so for ddpg-tf runs the share is a lower bound (the
-  ``diag/actor_zero_grad`` scalar in TensorBoard uses the training kernels themselves);
+  CPU tanh and ddpg-tf's actor (:func:`ddpg_tf.networks.rounded_tanh`) round there. ddpg-tf
+  runs made before that function used TensorFlow's tanh, ±1 from about ``|z| = 7.91`` (8.00
+  under XLA); this tool evaluates their checkpoints with the current actor, so ``own`` for
+  them is now measured at 9.01 too;
 - ``all-zero``: the share of states whose every component is there (no gradient at all);
 - ``own``: the share of states without any gradient by the library's own tanh as training
   runs it (ddpg-tf: the ``diag/actor_states_without_grad`` diagnostic through the agent's
-  compiled step, so XLA's tanh when ``jit_compile`` is on; SB3: PyTorch's tanh);
+  compiled step; SB3: PyTorch's tanh);
 - ``median |z|`` and ``min |z|`` (over every state and component: an actor that stopped
   learning has been pushed just past the point where its own tanh becomes ±1).
 
